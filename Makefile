@@ -1,0 +1,43 @@
+# Quick start: `make run` starts Sprout, `make test` installs what the tests need and runs them.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV := python3 -m uv
+PYTHON_VERSION := 3.11
+
+.PHONY: run test lint bench lock clean
+
+$(BIN)/python:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) venv --quiet $(VENV)
+
+$(VENV)/.run: requirements.lock pyproject.toml | $(BIN)/python
+	$(UV) pip install --quiet --python $(BIN)/python --compile-bytecode --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(UV) pip install --quiet --python $(BIN)/python --compile-bytecode --require-hashes -r requirements-dev.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@ $(VENV)/.run
+
+run: $(VENV)/.run
+	$(BIN)/sprout serve
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check sprout tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench
+
+# Regenerate the hash-pinned lock files after changing dependencies in pyproject.toml.
+lock:
+	$(UV) pip compile pyproject.toml --generate-hashes --python-version $(PYTHON_VERSION) -q -o requirements.lock
+	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version $(PYTHON_VERSION) -q -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

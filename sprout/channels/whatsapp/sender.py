@@ -1,0 +1,116 @@
+"""Replies through Twilio's REST API with the official async client."""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from sprout.core.delivery import SendError
+from sprout.core.messages import Incoming
+
+TWILIO_API = "https://api.twilio.com"
+MAX_RETRY_AFTER_S = 30.0
+
+# Set by the HTTP client in the task that made the request, read by that task's retry wait:
+# TwilioRestException drops the response headers, and the client is shared between tasks.
+_retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "twilio_retry_after", default=None
+)
+
+
+class RedirectingHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+    """Sends every REST call to `base_url` (the test fake, a regional edge or a proxy)."""
+
+    def __init__(self, base_url: str = TWILIO_API, timeout: float = 10.0) -> None:
+        super().__init__(timeout=timeout)
+        self._base_url = base_url.rstrip("/")
+
+    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        if url.startswith(TWILIO_API):
+            url = self._base_url + url.removeprefix(TWILIO_API)
+        response: Response = await super().request(method, url, *args, **kwargs)
+        retry_after = response.headers.get("Retry-After") if response.headers else None
+        _retry_after.set(_seconds(retry_after))
+        return response
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return min(float(value), MAX_RETRY_AFTER_S) if value else None
+    except ValueError:
+        return None
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, TwilioRestException):
+        return bool(error.status == 429 or error.status >= 500)
+    return isinstance(error, aiohttp.ClientError | TimeoutError)
+
+
+class TwilioSender:
+    def __init__(
+        self,
+        client: Client,
+        whatsapp_from: str | None,
+        status_callback: str | None = None,
+        attempts: int = 5,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self._client = client
+        self._from = whatsapp_from
+        self._status_callback = status_callback
+        self._attempts = attempts
+        self._backoff = wait_random_exponential(multiplier=backoff_s, max=MAX_RETRY_AFTER_S)
+
+    def _wait(self, state: RetryCallState) -> float:
+        retry_after = _retry_after.get()
+        return retry_after if retry_after is not None else self._backoff(state)
+
+    async def send(self, incoming: Incoming, text: str) -> str:
+        extra = {"status_callback": self._status_callback} if self._status_callback else {}
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._attempts),
+                wait=self._wait,
+                retry=retry_if_exception(_transient),
+                reraise=True,
+            ):
+                with attempt:
+                    _retry_after.set(None)
+                    message = await self._client.messages.create_async(
+                        to=incoming.user_id,
+                        from_=self._from or incoming.bot_address,
+                        body=text,
+                        **extra,
+                    )
+        except TwilioRestException as error:
+            raise SendError(
+                f"twilio status {error.status} code {error.code}", permanent=not _transient(error)
+            ) from error
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise SendError(
+                f"twilio unreachable: {type(error).__name__}", permanent=False
+            ) from error
+        return str(message.sid)
+
+
+def twilio_client(account_sid: str, auth_token: str, base_url: str) -> Client:
+    """Must be called inside the running event loop: the HTTP client opens an aiohttp session."""
+    return Client(account_sid, auth_token, http_client=RedirectingHttpClient(base_url))
+
+
+async def close_client(client: Client) -> None:
+    await client.http_client.close()

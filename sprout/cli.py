@@ -1,0 +1,96 @@
+"""The `sprout` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from sprout.core.logs import configure_logging
+from sprout.core.settings import Settings
+
+# Third-party loggers that would otherwise write phone numbers, bodies or URLs with ids at INFO.
+_QUIET = ("twilio.http_client", "httpx", "httpcore", "openai", "hypercorn.access", "aiosqlite")
+
+
+def _setup_logging(settings: Settings) -> None:
+    secret = settings.twilio_auth_token or settings.telegram_bot_token
+    configure_logging(settings.log_level, secret.get_secret_value().encode() if secret else None)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from sprout.app import Runtime
+    from sprout.server import create_app
+
+    app = create_app(Runtime(settings))
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None  # access lines would carry ids in query strings; we log our own events
+    config.graceful_timeout = 20.0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await serve(app, config, shutdown_trigger=stop.wait)
+
+
+async def _chat(settings: Settings, channel: str) -> None:
+    from sprout.app import DEMO_BANNER, build_model
+    from sprout.core.bot import Bot
+    from sprout.core.formatting import TELEGRAM, WEB, WHATSAPP
+    from sprout.core.messages import Incoming
+    from sprout.core.prompts import load_prompts
+
+    spec = {"whatsapp": WHATSAPP, "telegram": TELEGRAM, "web": WEB}[channel]
+    model = build_model(settings)
+    bot = Bot(model, load_prompts(settings.prompts_dir), settings.max_input_chars)
+    if settings.demo_mode:
+        print(f"*** {DEMO_BANNER}", file=sys.stderr)
+    print(f"Sprout ({model.name}), showing answers as {channel} would. Ctrl-D to quit.")
+    turn = 0
+    while True:
+        try:
+            text = await asyncio.to_thread(input, "\nyou> ")
+        except EOFError:
+            return
+        turn += 1
+        incoming = Incoming(channel=channel, user_id="cli:local", text=text, message_id=str(turn))
+        number = 0
+        async for chunk in bot.answer(incoming, spec):
+            number += 1
+            print(f"\n--- sprout [{number}] ---\n{chunk}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="sprout", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the webhook server and the job runner")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server must listen publicly
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT or 5000")
+    chat = commands.add_parser("chat", help="talk to the assistant in this terminal")
+    chat.add_argument(
+        "--as",
+        dest="channel",
+        choices=["whatsapp", "telegram", "web"],
+        default="whatsapp",
+        help="render and cut answers as this channel does",
+    )
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    _setup_logging(settings)
+    if args.command == "serve":
+        asyncio.run(_serve(settings, args.host, args.port or settings.port))
+    elif args.command == "chat":
+        asyncio.run(_chat(settings, args.channel))
+
+
+if __name__ == "__main__":
+    main()

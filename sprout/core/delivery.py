@@ -1,0 +1,209 @@
+"""The job: answer one recorded message, sending each chunk as soon as it is ready.
+
+Chunks are written to the store before they are sent and marked after, and the answer is
+recorded as complete when generation ends, so a job interrupted at any point can be resumed:
+a complete answer sends only its unsent chunks, an incomplete one asks the model to continue
+from what the user already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from sprout.core.bot import Bot
+from sprout.core.chunking import Chunk
+from sprout.core.logs import get_logger, user_ref
+from sprout.core.messages import ChannelSpec, Incoming
+from sprout.core.store import ChunkState, Job, Store, StoredChunk
+
+log = get_logger(__name__)
+
+HOLD_SEQ = 0  # the hold message, when sent, always comes first
+
+
+class SendError(Exception):
+    """A channel could not deliver a message; `permanent` means trying again cannot help."""
+
+    def __init__(self, reason: str, permanent: bool) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+class Sender(Protocol):
+    async def send(self, incoming: Incoming, text: str) -> str:
+        """Deliver `text` to the user who sent `incoming`; return the channel's message id.
+        Retries transient failures itself; raises SendError when it gives up."""
+        ...
+
+
+@dataclass(frozen=True)
+class Channel:
+    spec: ChannelSpec
+    sender: Sender
+
+
+_DONE = None
+
+
+class Delivery:
+    def __init__(
+        self,
+        store: Store,
+        bot: Bot,
+        channels: Mapping[str, Channel],
+        hold_after_s: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._bot = bot
+        self._channels = channels
+        self._hold_after_s = hold_after_s
+
+    async def run(self, inbound_id: int) -> None:
+        job = await self._store.load_job(inbound_id)
+        if job is None or job.done:
+            return
+        channel = self._channels.get(job.incoming.channel)
+        if channel is None:
+            log.error("channel_not_running", channel=job.incoming.channel, inbound=inbound_id)
+            return
+        answer_id = job.answer_id or await self._store.start_answer(inbound_id)
+        log.info("job_started", inbound=inbound_id, user=user_ref(job.incoming.user_id))
+        if job.answer_complete:
+            await _Sending(self._store, channel, job.incoming).resend(job.chunks)
+        else:
+            await self._generate_and_send(job, answer_id, channel)
+        await self._store.finish(inbound_id)
+        log.info("job_done", inbound=inbound_id, user=user_ref(job.incoming.user_id))
+
+    async def _generate_and_send(self, job: Job, answer_id: int, channel: Channel) -> None:
+        await self._store.drop_unsent(answer_id)
+        earlier = [c for c in job.chunks if c.state is not ChunkState.PENDING]
+        already_sent = "\n\n".join(c.source for c in earlier if not c.is_hold)
+        bodies = [c.body for c in earlier if not c.is_hold]
+        next_seq = max((c.seq for c in earlier), default=HOLD_SEQ) + 1
+        queue: asyncio.Queue[tuple[int, Chunk] | None] = asyncio.Queue()
+
+        async def produce() -> None:
+            seq = next_seq
+            try:
+                async for chunk in self._bot.chunks(job.incoming, channel.spec, already_sent):
+                    chunk_id = await self._store.add_chunk(answer_id, seq, chunk.text, chunk.source)
+                    bodies.append(chunk.text)
+                    seq += 1
+                    await queue.put((chunk_id, chunk))
+                await self._store.complete_answer(answer_id, "\n\n".join(bodies))
+            finally:
+                await queue.put(_DONE)
+
+        producer = asyncio.create_task(produce())
+        sending = _Sending(self._store, channel, job.incoming)
+        try:
+            hold_due = not earlier
+            while True:
+                if hold_due:
+                    hold_due = False
+                    item = await self._first_or_hold(queue, sending, answer_id)
+                else:
+                    item = await queue.get()
+                if item is _DONE:
+                    break
+                chunk_id, chunk = item
+                await sending.send(chunk_id, chunk.text)
+            await producer  # surfaces a producer crash instead of calling the job done
+        finally:
+            producer.cancel()
+
+    async def _first_or_hold(
+        self,
+        queue: asyncio.Queue[tuple[int, Chunk] | None],
+        sending: _Sending,
+        answer_id: int,
+    ) -> tuple[int, Chunk] | None:
+        try:
+            return await asyncio.wait_for(queue.get(), self._hold_after_s)
+        except TimeoutError:
+            text = self._bot.prompts.text("hold")
+            hold_id = await self._store.add_chunk(answer_id, HOLD_SEQ, text, is_hold=True)
+            await sending.send(hold_id, text)
+            return await queue.get()
+
+
+class _Sending:
+    """Sends one job's chunks in order; after a permanent failure the rest is not attempted."""
+
+    def __init__(self, store: Store, channel: Channel, incoming: Incoming) -> None:
+        self._store = store
+        self._channel = channel
+        self._incoming = incoming
+        self._blocked: str | None = None
+
+    async def send(self, chunk_id: int, text: str) -> None:
+        if self._blocked is not None:
+            await self._store.mark_chunk(chunk_id, ChunkState.FAILED, error=self._blocked)
+            return
+        try:
+            provider_id = await self._channel.sender.send(self._incoming, text)
+        except SendError as error:
+            reason = str(error)[:200]
+            log.warning(
+                "send_failed",
+                user=user_ref(self._incoming.user_id),
+                permanent=error.permanent,
+                error=reason,
+            )
+            self._blocked = reason
+            await self._store.mark_chunk(chunk_id, ChunkState.FAILED, error=reason)
+            return
+        await self._store.mark_chunk(chunk_id, ChunkState.SENT, provider_id=provider_id)
+
+    async def resend(self, chunks: tuple[StoredChunk, ...]) -> None:
+        for chunk in chunks:
+            if chunk.state is ChunkState.PENDING:
+                await self.send(chunk.id, chunk.body)
+
+
+class InProcessDispatcher:
+    """Runs jobs on this event loop: one at a time per user, in arrival order, users in parallel.
+
+    A task exists only while a user has work queued, so idle users cost nothing.
+    """
+
+    def __init__(self, run: Callable[[int], Awaitable[None]]) -> None:
+        self._run = run
+        self._queues: dict[str, asyncio.Queue[int]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def dispatch(self, user_id: str, inbound_id: int) -> None:
+        queue = self._queues.get(user_id)
+        if queue is None:
+            queue = self._queues[user_id] = asyncio.Queue()
+            task = asyncio.create_task(self._drain(user_id, queue))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        queue.put_nowait(inbound_id)
+
+    async def _drain(self, user_id: str, queue: asyncio.Queue[int]) -> None:
+        while not queue.empty():
+            inbound_id = queue.get_nowait()
+            try:
+                await self._run(inbound_id)
+            except Exception:
+                # The message stays unfinished in the store and is retried at the next start.
+                log.exception("job_crashed", inbound=inbound_id, user=user_ref(user_id))
+        del self._queues[user_id]
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def close(self, grace_s: float = 20.0) -> None:
+        """Let running jobs finish (a cut-off send could be repeated after restart), then stop."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,57 @@
+"""The values that cross the boundary between the core and the channels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def utf16_len(text: str) -> int:
+    """Length as WhatsApp and Telegram count it: UTF-16 code units (most emoji count 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True)
+class Media:
+    url: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message from a user, already turned into channel-neutral form.
+
+    `user_id` is channel-scoped (`whatsapp:+447700900001`); `message_id` is the channel's own id
+    and the idempotency key. `bot_address` is where the user wrote to (the Twilio number), so the
+    reply can come from the same place.
+    """
+
+    channel: str
+    user_id: str
+    text: str
+    message_id: str
+    media: tuple[Media, ...] = ()
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    bot_address: str = ""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Channel-formatted text plus the places where it may be cut.
+
+    `breaks` maps an offset in `text` (a cut between text[:i] and text[i:]) to its strength:
+    3 = paragraph break, 2 = sentence end, 1 = between words. Only offsets outside every
+    formatting pair, link and grapheme cluster are listed.
+    """
+
+    text: str
+    breaks: dict[int, int]
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    name: str
+    max_len: int | None
+    measure: Callable[[str], int]
+    render: Callable[[str], Rendered]

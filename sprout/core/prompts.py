@@ -1,0 +1,119 @@
+"""Prompt templates and fixed texts, loaded from `prompts/` and checked at start-up.
+
+A missing file, a missing key or an unknown placeholder stops start-up with a message naming
+the file: a typo in a prompt must not surface as a confused answer to a parent.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypedDict
+
+
+class PromptError(RuntimeError):
+    """A prompt file is missing or malformed."""
+
+
+class ChatMessage(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+TEXT_KEYS = frozenset(
+    {"help", "explain_empty", "activities_empty", "hold", "apology", "too_long", "media_only"}
+)
+DEFAULT_LANGUAGE = "en"
+
+
+@dataclass(frozen=True)
+class Template:
+    system: str
+    user: str
+
+    def messages(self, **values: str) -> list[ChatMessage]:
+        return [
+            {"role": "system", "content": self.system.format(**values).strip()},
+            {"role": "user", "content": self.user.format(**values).strip()},
+        ]
+
+
+@dataclass(frozen=True)
+class Prompts:
+    explain: Template
+    activities: Template
+    continue_instruction: str
+    eyfs_areas: Mapping[str, str]
+    texts: Mapping[str, Mapping[str, str]]
+
+    def text(self, key: str, language: str = DEFAULT_LANGUAGE, **values: str) -> str:
+        table = self.texts.get(language) or self.texts[DEFAULT_LANGUAGE]
+        return table[key].format(**values).strip()
+
+    def areas_description(self, chosen: tuple[str, ...] = ()) -> str:
+        names = chosen or tuple(self.eyfs_areas)
+        return "\n".join(f"- {name}: {self.eyfs_areas[name]}" for name in names)
+
+
+def _read(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise PromptError(f"prompt file missing: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise PromptError(f"prompt file {path} is not valid TOML: {error}") from None
+
+
+def _string(data: Mapping[str, object], key: str, path: Path, allowed: frozenset[str]) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise PromptError(f"{path}: '{key}' must be a non-empty string")
+    fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    unknown = fields - allowed
+    if unknown:
+        raise PromptError(f"{path}: '{key}' uses unknown placeholders {sorted(unknown)}")
+    return value
+
+
+def _template(path: Path, allowed: frozenset[str]) -> Template:
+    data = _read(path)
+    return Template(_string(data, "system", path, allowed), _string(data, "user", path, allowed))
+
+
+def _texts(directory: Path) -> dict[str, dict[str, str]]:
+    texts: dict[str, dict[str, str]] = {}
+    for path in sorted(directory.glob("*.toml")):
+        data = _read(path)
+        missing = TEXT_KEYS - data.keys()
+        if missing:
+            raise PromptError(f"{path}: missing texts {sorted(missing)}")
+        texts[path.stem] = {
+            key: _string(data, key, path, frozenset({"max_chars"})) for key in TEXT_KEYS
+        }
+    if DEFAULT_LANGUAGE not in texts:
+        raise PromptError(f"{directory}: no {DEFAULT_LANGUAGE}.toml with the fixed texts")
+    return texts
+
+
+def load_prompts(directory: Path) -> Prompts:
+    if not directory.is_dir():
+        raise PromptError(f"prompts directory not found: {directory} (set SPROUT_PROMPTS_DIR)")
+    areas = _read(directory / "eyfs.toml").get("areas")
+    if not isinstance(areas, dict) or len(areas) != 7:
+        raise PromptError(f"{directory / 'eyfs.toml'}: [areas] must list the seven EYFS areas")
+    continuation = _read(directory / "continue.toml")
+    return Prompts(
+        explain=_template(directory / "explain.toml", frozenset({"age", "question"})),
+        activities=_template(
+            directory / "activities.toml", frozenset({"age", "places", "areas", "topic"})
+        ),
+        continue_instruction=_string(
+            continuation, "user", directory / "continue.toml", frozenset()
+        ).strip(),
+        eyfs_areas={str(name): str(text) for name, text in areas.items()},
+        texts=_texts(directory / "texts"),
+    )

@@ -1,0 +1,76 @@
+"""All configuration, read from the environment and `.env` (names as in DESIGN.md §5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    model: str = Field("gpt-4.1-mini", validation_alias=_env("SPROUT_MODEL"))
+    model_timeout_s: float = Field(30.0, validation_alias=_env("SPROUT_MODEL_TIMEOUT_S"))
+    model_retries: int = Field(2, validation_alias=_env("SPROUT_MODEL_RETRIES"))
+
+    twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
+    twilio_whatsapp_from: str | None = Field(None, validation_alias=_env("TWILIO_WHATSAPP_FROM"))
+    twilio_api_base_url: str = Field(
+        "https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL")
+    )
+    public_url: str | None = Field(None, validation_alias=_env("SPROUT_PUBLIC_URL"))
+
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org/bot", validation_alias=_env("TELEGRAM_API_BASE_URL")
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET")
+    )
+
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    data_dir: Path = Field(Path("./data"), validation_alias=_env("SPROUT_DATA_DIR"))
+    prompts_dir: Path = Field(DEFAULT_PROMPTS_DIR, validation_alias=_env("SPROUT_PROMPTS_DIR"))
+    port: int = Field(5000, validation_alias=_env("PORT"))
+
+    hold_after_s: float = Field(5.0, validation_alias=_env("SPROUT_HOLD_AFTER_S"))
+    max_input_chars: int = Field(2000, validation_alias=_env("SPROUT_MAX_INPUT_CHARS"))
+    rate_limit: str = Field("10/minute", validation_alias=_env("SPROUT_RATE_LIMIT"))
+    log_level: str = Field("INFO", validation_alias=_env("SPROUT_LOG_LEVEL"))
+
+    @field_validator("openai_base_url", "public_url", "database_url", "redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def demo_mode(self) -> bool:
+        """No model configured at all: use the built-in scripted model."""
+        return self.openai_api_key is None and self.openai_base_url is None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'sprout.db'}"
+        # Heroku hands out postgres:// URLs; SQLAlchemy wants an explicit async driver.
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url.removeprefix(prefix)
+        return url
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)

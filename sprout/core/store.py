@@ -1,0 +1,292 @@
+"""Durable state: the inbound log (dedupe + job queue of record), answers and their chunks.
+
+Every chunk is written before it is sent and marked after, so a restart knows exactly what the
+user has and has not received.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from sprout.core.messages import Incoming
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Twilio's status callbacks can arrive out of order; never step back from a later state.
+_STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+class ChunkState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
+
+
+class InboundRow(Base):
+    __tablename__ = "inbound"
+    __table_args__ = (UniqueConstraint("channel", "message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    bot_address: Mapped[str] = mapped_column(String(128), default="")
+    text: Mapped[str] = mapped_column(Text)
+    has_media: Mapped[bool] = mapped_column(default=False)
+    received_at: Mapped[datetime]
+    done: Mapped[bool] = mapped_column(default=False, index=True)
+
+
+class AnswerRow(Base):
+    __tablename__ = "answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"), unique=True)
+    text: Mapped[str | None] = mapped_column(Text, default=None)
+    started_at: Mapped[datetime] = mapped_column(default=_now)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    chunks: Mapped[list[ChunkRow]] = relationship(order_by="ChunkRow.seq", lazy="selectin")
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (UniqueConstraint("answer_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id"))
+    seq: Mapped[int]
+    is_hold: Mapped[bool] = mapped_column(default=False)
+    body: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[ChunkState] = mapped_column(String(16), default=ChunkState.PENDING)
+    provider_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    error: Mapped[str | None] = mapped_column(String(200), default=None)
+    delivery_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    seq: int
+    is_hold: bool
+    body: str
+    source: str
+    state: ChunkState
+
+
+@dataclass(frozen=True)
+class Job:
+    """One inbound message and everything already done about it."""
+
+    inbound_id: int
+    incoming: Incoming
+    has_media: bool
+    done: bool
+    answer_id: int | None
+    answer_complete: bool
+    chunks: tuple[StoredChunk, ...]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers and the single writer overlap; NORMAL sync survives a killed process.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._session = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        if url.startswith("sqlite"):
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return cls(engine)
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._session() as session:
+            await session.execute(select(1))
+
+    async def record_inbound(self, incoming: Incoming) -> int | None:
+        """Log a new message; None when this channel message id was seen before."""
+        row = InboundRow(
+            channel=incoming.channel,
+            message_id=incoming.message_id,
+            user_id=incoming.user_id,
+            bot_address=incoming.bot_address,
+            text=incoming.text,
+            has_media=bool(incoming.media),
+            received_at=incoming.received_at,
+        )
+        try:
+            async with self._session.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            return None
+        return row.id
+
+    async def unfinished(self) -> list[tuple[int, str]]:
+        """(inbound id, user id) of every message not yet fully answered, oldest first."""
+        async with self._session() as session:
+            rows = await session.execute(
+                select(InboundRow.id, InboundRow.user_id)
+                .where(InboundRow.done.is_(False))
+                .order_by(InboundRow.id)
+            )
+            return [(inbound_id, user_id) for inbound_id, user_id in rows]
+
+    async def load_job(self, inbound_id: int) -> Job | None:
+        async with self._session() as session:
+            inbound = await session.get(InboundRow, inbound_id)
+            if inbound is None:
+                return None
+            answer = await session.scalar(
+                select(AnswerRow).where(AnswerRow.inbound_id == inbound_id)
+            )
+        incoming = Incoming(
+            channel=inbound.channel,
+            user_id=inbound.user_id,
+            text=inbound.text,
+            message_id=inbound.message_id,
+            received_at=inbound.received_at,
+            bot_address=inbound.bot_address,
+        )
+        chunks = tuple(
+            StoredChunk(c.id, c.seq, c.is_hold, c.body, c.source, ChunkState(c.state))
+            for c in (answer.chunks if answer else [])
+        )
+        return Job(
+            inbound_id=inbound.id,
+            incoming=incoming,
+            has_media=inbound.has_media,
+            done=inbound.done,
+            answer_id=answer.id if answer else None,
+            answer_complete=answer is not None and answer.completed_at is not None,
+            chunks=chunks,
+        )
+
+    async def start_answer(self, inbound_id: int) -> int:
+        async with self._session.begin() as session:
+            existing = await session.scalar(
+                select(AnswerRow.id).where(AnswerRow.inbound_id == inbound_id)
+            )
+            if existing is not None:
+                return existing
+            answer = AnswerRow(inbound_id=inbound_id)
+            session.add(answer)
+            await session.flush()
+            return answer.id
+
+    async def add_chunk(
+        self, answer_id: int, seq: int, body: str, source: str = "", is_hold: bool = False
+    ) -> int:
+        async with self._session.begin() as session:
+            chunk = ChunkRow(
+                answer_id=answer_id, seq=seq, body=body, source=source, is_hold=is_hold
+            )
+            session.add(chunk)
+            await session.flush()
+            return chunk.id
+
+    async def mark_chunk(
+        self,
+        chunk_id: int,
+        state: ChunkState,
+        provider_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        async with self._session.begin() as session:
+            await session.execute(
+                update(ChunkRow)
+                .where(ChunkRow.id == chunk_id)
+                .values(
+                    state=state,
+                    provider_id=provider_id,
+                    error=error,
+                    sent_at=_now() if state is ChunkState.SENT else None,
+                )
+            )
+
+    async def drop_unsent(self, answer_id: int) -> None:
+        """Forget generated-but-unsent chunks of an unfinished answer before generating again."""
+        async with self._session.begin() as session:
+            rows = await session.scalars(
+                select(ChunkRow).where(
+                    ChunkRow.answer_id == answer_id, ChunkRow.state == ChunkState.PENDING
+                )
+            )
+            for row in rows:
+                await session.delete(row)
+
+    async def complete_answer(self, answer_id: int, text: str) -> None:
+        async with self._session.begin() as session:
+            await session.execute(
+                update(AnswerRow)
+                .where(AnswerRow.id == answer_id)
+                .values(text=text, completed_at=_now())
+            )
+
+    async def finish(self, inbound_id: int) -> None:
+        async with self._session.begin() as session:
+            await session.execute(
+                update(InboundRow).where(InboundRow.id == inbound_id).values(done=True)
+            )
+
+    async def record_delivery_status(
+        self, provider_id: str, status: str, error_code: str | None
+    ) -> None:
+        """What the channel later reports about a sent chunk (delivered, read, failed...)."""
+        async with self._session.begin() as session:
+            chunk = await session.scalar(
+                select(ChunkRow).where(ChunkRow.provider_id == provider_id)
+            )
+            if chunk is None:
+                return
+            old = _STATUS_RANK.get(chunk.delivery_status or "", -1)
+            if status not in _STATUS_RANK or _STATUS_RANK[status] >= old:
+                chunk.delivery_status = status
+            if error_code:
+                chunk.error = f"delivery error {error_code}"[:200]

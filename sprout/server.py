@@ -1,0 +1,56 @@
+"""The Quart app: channel webhooks plus health, served by Hypercorn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Quart, Response, jsonify
+
+from sprout.app import Runtime
+from sprout.channels.whatsapp.webhook import SignatureCheck, whatsapp_blueprint
+
+MAX_BODY_BYTES = 64 * 1024  # Twilio's webhook bodies are a few KB; anything bigger is not Twilio
+
+
+def create_app(runtime: Runtime) -> Quart:
+    settings = runtime.settings
+    app = Quart("sprout")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+    @app.before_serving
+    async def start() -> None:
+        await runtime.start()
+
+    @app.after_serving
+    async def stop() -> None:
+        await runtime.stop()
+
+    if settings.whatsapp_enabled:
+        assert settings.twilio_auth_token is not None
+        check = SignatureCheck(settings.twilio_auth_token.get_secret_value(), settings.public_url)
+        app.register_blueprint(
+            whatsapp_blueprint(check, runtime.accept, runtime.store.record_delivery_status)
+        )
+    else:
+
+        @app.post("/whatsapp")
+        @app.post("/text")
+        async def whatsapp_off() -> tuple[str, int]:
+            return "WhatsApp is not configured (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)", 503
+
+    @app.get("/healthz")
+    async def healthz() -> tuple[Response, int]:
+        report: dict[str, Any] = {
+            "model": runtime.model.name if runtime.model else None,
+            "demo_mode": settings.demo_mode,
+            "whatsapp": settings.whatsapp_enabled,
+        }
+        try:
+            await runtime.store.ping()
+            report["database"] = "ok"
+        except Exception as error:  # any driver failure means "not healthy", reported as such
+            report["database"] = f"unreachable: {type(error).__name__}"
+            return jsonify(status="unhealthy", **report), 503
+        return jsonify(status="ok", **report), 200
+
+    return app

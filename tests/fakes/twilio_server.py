@@ -1,0 +1,184 @@
+"""A fake of the message-sending part of Twilio's REST API (the app swaps it for
+``https://api.twilio.com``).
+
+    with FakeTwilio() as fake:
+        ...  # point the app's Twilio base URL at fake.base_url
+        [msg] = fake.wait_for_messages(1)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from aiohttp import hdrs, web
+
+from tests.fakes.background import FakeService
+from tests.fakes.twilio_wire import MAX_BODY, message_resource, twilio_error, utf16_len
+
+__all__ = ["FakeTwilio", "SentMessage"]
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message the fake accepted. ``at`` is `time.monotonic()` on arrival."""
+
+    to: str
+    from_: str
+    body: str
+    sid: str
+    at: float
+    status_callback: str | None = None
+    media_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    code: int | None
+    retry_after: float | None
+
+
+class FakeTwilio(FakeService):
+    """``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with basic-auth checks.
+
+    ``requests`` keeps every authenticated POST's form fields (accepted or not); ``messages``
+    only the accepted ones. ``fail_next`` faults apply after the auth check.
+    """
+
+    def __init__(
+        self,
+        account_sid: str = "AC" + "0123456789abcdef" * 2,
+        auth_token: str = "fake-auth-token",
+        *,
+        port: int = 0,
+    ) -> None:
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{account_sid}/Messages.json", self._create)
+        super().__init__(app, port)
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self._messages: list[SentMessage] = []
+        self._requests: list[dict[str, str]] = []
+        self._failures: deque[_Failure] = deque()
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url
+
+    @property
+    def messages(self) -> list[SentMessage]:
+        """A snapshot of the accepted messages, oldest first."""
+        with self._lock:
+            return list(self._messages)
+
+    @property
+    def requests(self) -> list[dict[str, str]]:
+        with self._lock:
+            return list(self._requests)
+
+    def messages_to(self, to: str) -> list[SentMessage]:
+        return [m for m in self.messages if m.to == to]
+
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Answer the next ``times`` sends with ``status`` and Twilio error ``code``
+        (default by status: 429→20429, 500→20500, 400→21211, …)."""
+        with self._lock:
+            self._failures.extend([_Failure(status, code, retry_after)] * times)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._messages.clear()
+            self._requests.clear()
+            self._failures.clear()
+
+    def wait_for_messages(
+        self, n: int, timeout: float = 5.0, *, to: str | None = None
+    ) -> list[SentMessage]:
+        """Block until ``n`` messages (to ``to``, if given) were accepted; return them."""
+
+        def describe(got: list[SentMessage]) -> str:
+            bodies = [m.body[:60] for m in got]
+            return (
+                f"FakeTwilio: wanted {n} messages{f' to {to}' if to else ''} within {timeout}s, "
+                f"got {len(got)}: {bodies!r} ({len(self.requests)} requests in all)"
+            )
+
+        return self.poll(
+            lambda: self.messages_to(to) if to else self.messages, n, timeout, describe
+        )
+
+    # -- handler (server thread) -----------------------------------------------------------
+
+    def _authorised(self, request: web.Request) -> bool:
+        scheme, _, encoded = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        try:
+            login, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except ValueError:
+            return False
+        return scheme.lower() == "basic" and secrets.compare_digest(
+            f"{login}:{password}", f"{self.account_sid}:{self.auth_token}"
+        )
+
+    async def _create(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            response = twilio_error(401, 20003)
+            response.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="Twilio API"'
+            return response
+        path_sid = request.match_info["account_sid"]
+        if path_sid != self.account_sid:
+            return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        form = await request.post()
+        fields = {key: str(value) for key, value in form.items()}
+        with self._lock:
+            self._requests.append(fields)
+            failure = self._failures.popleft() if self._failures else None
+        if failure is not None:
+            response = twilio_error(failure.status, failure.code)
+            if failure.retry_after is not None:
+                response.headers[hdrs.RETRY_AFTER] = f"{failure.retry_after:g}"
+            return response
+        to, from_, body = fields.get("To", ""), fields.get("From", ""), fields.get("Body", "")
+        media = tuple(str(url) for url in form.getall("MediaUrl", []))
+        if not to:
+            return twilio_error(400, 21604)
+        if not from_ and not fields.get("MessagingServiceSid"):
+            return twilio_error(400, 21603)
+        if not body and not media:
+            return twilio_error(400, 21602)
+        if utf16_len(body) > MAX_BODY:
+            return twilio_error(400, 21617)
+        sid = "SM" + secrets.token_hex(16)
+        message = SentMessage(
+            to, from_, body, sid, time.monotonic(), fields.get("StatusCallback"), media
+        )
+        with self._lock:
+            self._messages.append(message)
+        return web.json_response(
+            message_resource(self.account_sid, sid, to, from_, body, fields, num_media=len(media)),
+            status=201,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run a fake Twilio REST API until killed.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--account-sid", default="AC" + "0123456789abcdef" * 2)
+    parser.add_argument("--auth-token", default="fake-auth-token")
+    args = parser.parse_args()
+    fake = FakeTwilio(args.account_sid, args.auth_token, port=args.port).start()
+    fake.serve_until_killed(fake.base_url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Runs `sprout serve` as a real subprocess against the fake OpenAI and Twilio servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from twilio.request_validator import RequestValidator
+
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.twilio_server import FakeTwilio
+
+PUBLIC_URL = "https://sprout.example.org"
+BOT_NUMBER = "whatsapp:+14155238886"
+USER = "whatsapp:+447700900001"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class SproutServer:
+    """One `sprout serve` process; `restart()` keeps its database, like a real restart."""
+
+    openai: FakeOpenAI
+    twilio: FakeTwilio
+    data_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    sid_counter: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "TWILIO"))}
+        env.update(
+            OPENAI_BASE_URL=self.openai.base_url,
+            OPENAI_API_KEY="test-key",
+            TWILIO_ACCOUNT_SID=self.twilio.account_sid,
+            TWILIO_AUTH_TOKEN=self.twilio.auth_token,
+            TWILIO_WHATSAPP_FROM=BOT_NUMBER,
+            TWILIO_API_BASE_URL=self.twilio.base_url,
+            SPROUT_PUBLIC_URL=PUBLIC_URL,
+            SPROUT_DATA_DIR=str(self.data_dir),
+            SPROUT_HOLD_AFTER_S="5",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        with (self.data_dir / "server.log").open("ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sprout.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env(),
+                cwd=self.data_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"sprout serve exited:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"sprout serve did not become healthy:\n{self.log()}")
+
+    def kill(self) -> None:
+        """What a power cut or the OOM killer does: no shutdown code runs."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return (self.data_dir / "server.log").read_text(errors="replace")
+
+    def form(self, body: str, sid: str | None = None, sender: str = USER) -> dict[str, str]:
+        if sid is None:
+            self.sid_counter += 1
+            sid = f"SM{self.sid_counter:032x}"
+        return {
+            "MessageSid": sid,
+            "AccountSid": self.twilio.account_sid,
+            "From": sender,
+            "To": BOT_NUMBER,
+            "Body": body,
+            "NumMedia": "0",
+        }
+
+    def post(
+        self, form: dict[str, str], path: str = "/whatsapp", signature: str | None = None
+    ) -> httpx.Response:
+        if signature is None:
+            validator = RequestValidator(self.twilio.auth_token)
+            signature = validator.compute_signature(PUBLIC_URL + path, form)
+        headers = {"X-Twilio-Signature": signature} if signature else {}
+        return httpx.post(self.url + path, data=form, headers=headers, timeout=10)
+
+    def send(self, body: str, **kwargs: str) -> httpx.Response:
+        response = self.post(self.form(body, **kwargs))
+        assert response.status_code == 200, response.text
+        return response
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilio]:
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+def server_factory(
+    fake_openai: FakeOpenAI, fake_twilio: FakeTwilio, tmp_path: Path
+) -> Iterator[Callable[..., SproutServer]]:
+    started: list[SproutServer] = []
+
+    def make(**extra_env: str) -> SproutServer:
+        server = SproutServer(fake_openai, fake_twilio, tmp_path, extra_env=extra_env)
+        started.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sprout(server_factory: Callable[..., SproutServer]) -> SproutServer:
+    return server_factory()

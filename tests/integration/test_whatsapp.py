@@ -1,0 +1,211 @@
+"""A caregiver on WhatsApp, end to end: real server process, real clients, fake outside world."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from sprout.core.formatting import to_whatsapp
+from sprout.core.messages import utf16_len
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.scripted import scripted
+from tests.fakes.twilio_server import FakeTwilio
+from tests.integration.conftest import BOT_NUMBER, USER, SproutServer
+
+pytestmark = pytest.mark.integration
+
+IDEA = (
+    "**{name}**\n"
+    "Go on a hunt around the room for things shaped like {name}, and talk about each find: "
+    "is it big or small, rough or smooth? Count them together and line them up by size. 🦕🦖\n"
+    "Areas: Communication and Language; Mathematics"
+)
+ACTIVITIES = "**Conversations**\n\n" + "\n\n".join(
+    IDEA.format(name=f"Idea number {n}") for n in range(1, 25)
+)
+
+
+def squashed(text: str) -> str:
+    return "".join(text.split())
+
+
+def test_a_greeting_gets_the_help_text(sprout: SproutServer, fake_twilio: FakeTwilio) -> None:
+    response = sprout.send("Hi")
+    assert response.headers["content-type"].startswith("text/xml")
+    assert "<Response" in response.text
+    [message] = fake_twilio.wait_for_messages(1, timeout=10)
+    assert message.to == USER and message.from_ == BOT_NUMBER
+    assert "Explain" in message.body and "Activities" in message.body
+    assert "**" not in message.body
+
+
+def test_explain_gets_one_fast_answer_and_no_hold(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply("The sky looks **blue** because sunlight bounces off the air. ☀️")
+    sprout.send("explain: Why is the sky blue?")
+    [message] = fake_twilio.wait_for_messages(1, timeout=10)
+    assert message.body == "The sky looks *blue* because sunlight bounces off the air. ☀️"
+    request = fake_openai.requests[0]
+    assert request["stream"] is True
+    assert request["messages"][-1]["content"].endswith("Why is the sky blue?")
+
+
+def test_activities_arrive_in_order_in_chunks_under_the_limit(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(ACTIVITIES)
+    fake_openai.set_speed(ttft=0.0, tokens_per_s=2000)
+    sprout.send("Activities dinosaurs")
+    expected = squashed(to_whatsapp(ACTIVITIES).text)
+    messages = wait_for_text(fake_twilio, expected)
+    assert len(messages) >= 3
+    assert all(utf16_len(m.body) <= 1600 for m in messages)
+    assert squashed("".join(m.body for m in messages)) == expected
+
+
+def test_the_first_message_goes_out_while_the_answer_is_still_written(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(ACTIVITIES)
+    fake_openai.set_speed(ttft=0.1, tokens_per_s=400)
+    sprout.send("Activities dinosaurs")
+    messages = wait_for_text(fake_twilio, squashed(to_whatsapp(ACTIVITIES).text))
+    generation = messages[-1].at - messages[0].at
+    assert generation > 1.0, "the fake should take seconds to write this answer"
+    assert messages[0].body.startswith("*Conversations*")
+
+
+def test_a_slow_model_gets_the_hold_message_first(
+    server_factory: Callable[..., SproutServer], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    sprout = server_factory(SPROUT_HOLD_AFTER_S="0.5")
+    fake_openai.set_reply("Rain is water falling from clouds.")
+    fake_openai.set_speed(ttft=1.5, tokens_per_s=None)
+    sprout.send("Explain rain")
+    hold, answer = fake_twilio.wait_for_messages(2, timeout=10)
+    assert "thinking" in hold.body
+    assert answer.body == "Rain is water falling from clouds."
+
+
+@pytest.mark.parametrize("signature", ["", "forged-signature", "bm90IGEgc2lnbmF0dXJl"])
+def test_unsigned_or_forged_requests_are_refused_and_nothing_happens(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio, signature: str
+) -> None:
+    response = sprout.post(sprout.form("Explain the moon"), signature=signature)
+    assert response.status_code == 403
+    sprout.send("Hi")  # a real message afterwards proves the forged one was not queued
+    fake_twilio.wait_for_messages(1, timeout=10)
+    assert fake_openai.requests == []
+    assert len(fake_twilio.messages) == 1
+
+
+def test_a_signature_for_another_url_is_refused(sprout: SproutServer) -> None:
+    form = sprout.form("Explain the moon")
+    from twilio.request_validator import RequestValidator
+
+    other = RequestValidator(sprout.twilio.auth_token).compute_signature(
+        "https://attacker.example/whatsapp", form
+    )
+    assert sprout.post(form, signature=other).status_code == 403
+
+
+def test_malformed_forms_get_400(sprout: SproutServer, fake_twilio: FakeTwilio) -> None:
+    no_sid = sprout.form("Hi")
+    del no_sid["MessageSid"]
+    assert sprout.post(no_sid).status_code == 400
+    assert sprout.post(sprout.form("Hi", sender="not-a-number")).status_code == 400
+    bad_media = sprout.form("Hi")
+    bad_media["NumMedia"] = "lots"
+    assert sprout.post(bad_media).status_code == 400
+    assert fake_twilio.messages == []
+
+
+def test_the_seed_path_text_still_works(sprout: SproutServer, fake_twilio: FakeTwilio) -> None:
+    assert sprout.post(sprout.form("Hi"), path="/text").status_code == 200
+    fake_twilio.wait_for_messages(1, timeout=10)
+
+
+def test_a_duplicate_message_sid_is_answered_once(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply("The moon changes shape because we see different parts of it lit.")
+    form = sprout.form("Explain the moon")
+    assert sprout.post(form).status_code == 200
+    assert sprout.post(form).status_code == 200
+    sprout.send("Hi")
+    fake_twilio.wait_for_messages(2, timeout=10)
+    assert len(fake_openai.requests) == 1
+    assert len(fake_twilio.messages) == 2
+
+
+def test_a_message_that_is_too_long_gets_a_polite_answer(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    sprout.send("Explain " + "why " * 600)
+    [message] = fake_twilio.wait_for_messages(1, timeout=10)
+    assert "2000" in message.body
+    assert fake_openai.requests == []
+
+
+def test_a_failing_model_ends_in_an_apology_not_silence(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.fail_next(500, times=100)
+    sprout.send("Explain thunder")
+    [message] = fake_twilio.wait_for_messages(1, timeout=30)
+    assert "Sorry" in message.body
+    assert len(fake_openai.requests) > 1, "the model call should have been retried"
+
+
+def test_twilio_failing_the_first_send_still_delivers(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply("Snow is frozen rain.")
+    fake_twilio.fail_next(500, times=1)
+    sprout.send("Explain snow")
+    [message] = fake_twilio.wait_for_messages(1, timeout=15)
+    assert message.body == "Snow is frozen rain."
+
+
+def test_twilio_rate_limits_are_waited_out(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply("Wind is moving air.")
+    fake_twilio.fail_next(429, times=2, code=20429, retry_after=0.2)
+    sprout.send("Explain wind")
+    [message] = fake_twilio.wait_for_messages(1, timeout=15)
+    assert message.body == "Wind is moving air."
+
+
+def test_kill_9_mid_answer_then_restart_delivers_the_whole_answer_once(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(scripted(ACTIVITIES))
+    fake_openai.set_speed(ttft=0.0, tokens_per_s=150)
+    sprout.send("Activities dinosaurs")
+    fake_twilio.wait_for_messages(1, timeout=15)
+    sprout.kill()
+    delivered_before = len(fake_twilio.messages)
+    fake_openai.set_speed(ttft=0.0, tokens_per_s=5000)
+    sprout.start()
+    expected = squashed(to_whatsapp(ACTIVITIES).text)
+    messages = wait_for_text(fake_twilio, expected)
+    assert delivered_before < len(messages)
+    assert squashed("".join(m.body for m in messages)) == expected
+    assert [m.body for m in messages].count(messages[0].body) == 1
+
+
+def wait_for_text(fake_twilio: FakeTwilio, expected: str, timeout: float = 30) -> list:  # type: ignore[type-arg]
+    """Wait until the messages sent so far add up to `expected` (whitespace aside)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = list(fake_twilio.messages)
+        if len(squashed("".join(m.body for m in messages))) >= len(expected):
+            return messages
+        time.sleep(0.05)
+    got = squashed("".join(m.body for m in fake_twilio.messages))
+    raise AssertionError(f"only {len(got)} of {len(expected)} characters arrived")

@@ -1,0 +1,48 @@
+"""Small stand-ins for the core's two outside ports: the model and a channel's sender."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from sprout.core.delivery import SendError
+from sprout.core.llm import ModelError
+from sprout.core.messages import Incoming
+from sprout.core.prompts import ChatMessage
+
+
+class FakeLLM:
+    """Streams `reply` word by word; can fail a number of calls, before or after some words."""
+
+    name = "fake"
+
+    def __init__(self, reply: str = "Hello there.", delay_s: float = 0.0) -> None:
+        self.reply = reply
+        self.delay_s = delay_s
+        self.requests: list[list[ChatMessage]] = []
+        self.failures: list[int] = []  # words to yield before failing, one entry per failing call
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        self.requests.append(list(messages))
+        fail_after = self.failures.pop(0) if self.failures else None
+        words = self.reply.split(" ")
+        for index, word in enumerate(words):
+            if fail_after is not None and index >= fail_after:
+                raise ModelError("fake failure")
+            await asyncio.sleep(self.delay_s)
+            yield word if index == len(words) - 1 else word + " "
+        if fail_after is not None:
+            raise ModelError("fake failure at end")
+
+
+@dataclass
+class RecordingSender:
+    sent: list[str] = field(default_factory=list)
+    fail_permanently: bool = False
+
+    async def send(self, incoming: Incoming, text: str) -> str:
+        if self.fail_permanently:
+            raise SendError("outside the 24 h window", permanent=True)
+        self.sent.append(text)
+        return f"id{len(self.sent)}"

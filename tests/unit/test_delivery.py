@@ -1,0 +1,136 @@
+import asyncio
+
+from sprout.core.bot import Bot
+from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
+from sprout.core.formatting import WHATSAPP
+from sprout.core.messages import Incoming
+from sprout.core.prompts import Prompts
+from sprout.core.store import ChunkState, Store
+from tests.unit.doubles import FakeLLM, RecordingSender
+
+PARAGRAPH = "Stomp like a dinosaur and count each giant step out loud together. " * 5
+ANSWER = "\n\n".join(f"{n}. {PARAGRAPH.strip()}" for n in range(1, 9))
+
+
+def incoming(text: str = "Activities dinosaurs", sid: str = "SM1", user: str = "+1") -> Incoming:
+    return Incoming(channel="whatsapp", user_id=f"whatsapp:{user}", text=text, message_id=sid)
+
+
+def delivery(
+    store: Store, prompts: Prompts, model: FakeLLM, sender: RecordingSender, hold: float = 5.0
+) -> Delivery:
+    bot = Bot(model, prompts, retry_wait_s=0)
+    return Delivery(store, bot, {"whatsapp": Channel(WHATSAPP, sender)}, hold_after_s=hold)
+
+
+async def test_a_fast_answer_is_sent_in_order_without_a_hold(
+    store: Store, prompts: Prompts
+) -> None:
+    sender = RecordingSender()
+    inbound_id = await store.record_inbound(incoming())
+    assert inbound_id is not None
+    await delivery(store, prompts, FakeLLM(ANSWER), sender).run(inbound_id)
+    assert prompts.text("hold") not in sender.sent
+    assert len(sender.sent) > 1
+    assert "".join("".join(sender.sent).split()) == "".join(ANSWER.split())
+    job = await store.load_job(inbound_id)
+    assert job is not None and job.done and job.answer_complete
+    assert all(chunk.state is ChunkState.SENT for chunk in job.chunks)
+
+
+async def test_first_chunk_goes_out_before_generation_ends(store: Store, prompts: Prompts) -> None:
+    sender = RecordingSender()
+    model = FakeLLM(ANSWER, delay_s=0.002)
+    inbound_id = await store.record_inbound(incoming())
+    assert inbound_id is not None
+    task = asyncio.create_task(delivery(store, prompts, model, sender).run(inbound_id))
+    while not sender.sent:  # noqa: ASYNC110 - polling what a user would see, at 1 ms
+        await asyncio.sleep(0.001)
+    assert not task.done()
+    await task
+
+
+async def test_a_slow_answer_gets_the_hold_message_first(store: Store, prompts: Prompts) -> None:
+    sender = RecordingSender()
+    model = FakeLLM("Short answer.", delay_s=0.1)
+    inbound_id = await store.record_inbound(incoming("Explain rain"))
+    assert inbound_id is not None
+    await delivery(store, prompts, model, sender, hold=0.05).run(inbound_id)
+    assert sender.sent == [prompts.text("hold"), "Short answer."]
+
+
+async def test_a_duplicate_message_id_is_not_recorded_twice(store: Store) -> None:
+    assert await store.record_inbound(incoming()) is not None
+    assert await store.record_inbound(incoming()) is None
+
+
+async def test_restart_sends_only_the_unsent_chunks_of_a_finished_answer(
+    store: Store, prompts: Prompts
+) -> None:
+    inbound_id = await store.record_inbound(incoming())
+    assert inbound_id is not None
+    answer_id = await store.start_answer(inbound_id)
+    first = await store.add_chunk(answer_id, 1, "one", "one")
+    await store.add_chunk(answer_id, 2, "two", "two")
+    await store.add_chunk(answer_id, 3, "three", "three")
+    await store.mark_chunk(first, ChunkState.SENT, provider_id="SMx")
+    await store.complete_answer(answer_id, "one\n\ntwo\n\nthree")
+    sender, model = RecordingSender(), FakeLLM()
+    await delivery(store, prompts, model, sender).run(inbound_id)
+    assert sender.sent == ["two", "three"]
+    assert model.requests == []
+
+
+async def test_restart_of_an_unfinished_answer_continues_after_what_was_sent(
+    store: Store, prompts: Prompts
+) -> None:
+    inbound_id = await store.record_inbound(incoming())
+    assert inbound_id is not None
+    answer_id = await store.start_answer(inbound_id)
+    sent = await store.add_chunk(answer_id, 1, "*Part one*", "**Part one**")
+    await store.mark_chunk(sent, ChunkState.SENT)
+    await store.add_chunk(answer_id, 2, "generated, never sent", "generated, never sent")
+    sender, model = RecordingSender(), FakeLLM("Part two.")
+    await delivery(store, prompts, model, sender).run(inbound_id)
+    assert sender.sent == ["Part two."]
+    assert model.requests[0][-2] == {"role": "assistant", "content": "**Part one**"}
+    job = await store.load_job(inbound_id)
+    assert job is not None and [c.body for c in job.chunks] == ["*Part one*", "Part two."]
+
+
+async def test_a_permanent_send_failure_is_recorded_not_retried(
+    store: Store, prompts: Prompts
+) -> None:
+    inbound_id = await store.record_inbound(incoming())
+    assert inbound_id is not None
+    sender = RecordingSender(fail_permanently=True)
+    await delivery(store, prompts, FakeLLM(ANSWER), sender).run(inbound_id)
+    job = await store.load_job(inbound_id)
+    assert job is not None and job.done
+    assert {chunk.state for chunk in job.chunks} == {ChunkState.FAILED}
+
+
+async def test_jobs_run_in_order_per_user_and_in_parallel_across_users() -> None:
+    log: list[tuple[str, int, str]] = []
+
+    async def run(inbound_id: int) -> None:
+        user = "a" if inbound_id < 100 else "b"
+        log.append((user, inbound_id, "start"))
+        await asyncio.sleep(0.01)
+        log.append((user, inbound_id, "end"))
+
+    dispatcher = InProcessDispatcher(run)
+    for inbound_id in (1, 2, 3):
+        dispatcher.dispatch("a", inbound_id)
+    dispatcher.dispatch("b", 100)
+    await dispatcher.close()
+    a_events = [(i, what) for user, i, what in log if user == "a"]
+    assert a_events == [
+        (1, "start"),
+        (1, "end"),
+        (2, "start"),
+        (2, "end"),
+        (3, "start"),
+        (3, "end"),
+    ]
+    assert log.index(("b", 100, "start")) < log.index(("a", 1, "end"))
