@@ -52,7 +52,19 @@ class Settings(BaseSettings):
     rate_limit: str = Field("10/minute", validation_alias=_env("SPROUT_RATE_LIMIT"))
     log_level: str = Field("INFO", validation_alias=_env("SPROUT_LOG_LEVEL"))
 
-    @field_validator("openai_base_url", "public_url", "database_url", "redis_url", mode="before")
+    @field_validator(
+        "openai_api_key",
+        "openai_base_url",
+        "twilio_account_sid",
+        "twilio_auth_token",
+        "twilio_whatsapp_from",
+        "public_url",
+        "telegram_bot_token",
+        "telegram_webhook_secret",
+        "database_url",
+        "redis_url",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -6,6 +6,7 @@ import contextvars
 from typing import Any
 
 import aiohttp
+from aiohttp import encode_basic_auth
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -41,6 +42,12 @@ class RedirectingHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         if url.startswith(TWILIO_API):
             url = self._base_url + url.removeprefix(TWILIO_API)
+        # The library wraps credentials in aiohttp.BasicAuth, which aiohttp now deprecates.
+        if (auth := kwargs.pop("auth", None)) is not None:
+            kwargs["headers"] = {
+                **(kwargs.get("headers") or {}),
+                "Authorization": encode_basic_auth(*auth),
+            }
         response: Response = await super().request(method, url, *args, **kwargs)
         retry_after = response.headers.get("Retry-After") if response.headers else None
         _retry_after.set(_seconds(retry_after))

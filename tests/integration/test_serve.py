@@ -1,0 +1,114 @@
+"""What an operator sees of `sprout serve` and `sprout chat`: logs, health, demo mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from twilio.request_validator import RequestValidator
+
+from sprout.app import DEMO_BANNER
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.twilio_server import FakeTwilio
+from tests.integration.conftest import PUBLIC_URL, USER, SproutServer
+
+pytestmark = pytest.mark.integration
+
+
+def test_logs_carry_no_phone_number_message_body_or_secret(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply("Because of tiny drops of water called rainbow makers.")
+    sprout.send("Explain why rainbows appear")
+    fake_twilio.wait_for_messages(1, timeout=10)
+    sprout.stop()
+    log = sprout.log()
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert any(event["event"] == "job_done" for event in events)
+    for secret in (USER, USER.split(":")[1], "rainbow", fake_twilio.auth_token, "test-key"):
+        assert secret not in log
+
+
+def test_healthz_reports_the_database_and_model(sprout: SproutServer) -> None:
+    report = httpx.get(f"{sprout.url}/healthz").json()
+    assert report["status"] == "ok"
+    assert report["database"] == "ok"
+    assert report["demo_mode"] is False
+
+
+def test_delivery_reports_from_twilio_are_accepted_when_signed(
+    sprout: SproutServer, fake_twilio: FakeTwilio
+) -> None:
+    sprout.send("Hi")
+    [message] = fake_twilio.wait_for_messages(1, timeout=10)
+    assert message.status_callback == f"{PUBLIC_URL}/whatsapp/status"
+    form = {"MessageSid": message.sid, "MessageStatus": "delivered", "To": USER}
+    signature = RequestValidator(fake_twilio.auth_token).compute_signature(
+        f"{PUBLIC_URL}/whatsapp/status", form
+    )
+    signed = httpx.post(
+        f"{sprout.url}/whatsapp/status", data=form, headers={"X-Twilio-Signature": signature}
+    )
+    assert signed.status_code == 204
+    forged = httpx.post(
+        f"{sprout.url}/whatsapp/status", data=form, headers={"X-Twilio-Signature": "x"}
+    )
+    assert forged.status_code == 403
+
+
+def test_demo_mode_answers_offline_and_says_so(
+    server_factory: Callable[..., SproutServer], fake_twilio: FakeTwilio
+) -> None:
+    sprout = server_factory(OPENAI_BASE_URL="", OPENAI_API_KEY="")
+    assert httpx.get(f"{sprout.url}/healthz").json()["demo_mode"] is True
+    sprout.send("Activities dinosaurs")
+    messages = fake_twilio.wait_for_messages(1, timeout=15)
+    assert "Conversations" in messages[0].body
+    assert DEMO_BANNER in sprout.log()
+
+
+def test_without_twilio_credentials_the_server_starts_and_says_whatsapp_is_off(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "TWILIO"))}
+    env["SPROUT_DATA_DIR"] = str(tmp_path)
+    with (tmp_path / "log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sprout.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_log(tmp_path / "log", "whatsapp_disabled")
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert process.returncode == 0
+
+
+def test_sprout_chat_answers_in_the_terminal(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai.set_reply("Worms **wriggle** to move through the soil.")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "TWILIO"))}
+    env.update(OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test-key")
+    result = subprocess.run(
+        [sys.executable, "-m", "sprout.cli", "chat"],
+        input="Explain how worms move\n", capture_output=True, text=True, env=env,
+        cwd=tmp_path, timeout=60, check=True,
+    )
+    assert "Worms *wriggle* to move through the soil." in result.stdout
+
+
+def _wait_for_log(path: Path, needle: str, timeout: float = 20) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in path.read_text(errors="replace"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} not logged:\n{path.read_text(errors='replace')}")

@@ -1,0 +1,74 @@
+"""The Twilio sender against the fake Twilio REST API, through the real twilio client."""
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
+from sprout.core.delivery import SendError
+from sprout.core.messages import Incoming
+from tests.fakes.twilio_server import FakeTwilio
+
+USER = Incoming(
+    channel="whatsapp",
+    user_id="whatsapp:+447700900001",
+    text="Hi",
+    message_id="SM1",
+    bot_address="whatsapp:+14155238886",
+)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def sender(fake: FakeTwilio) -> AsyncIterator[TwilioSender]:
+    client = twilio_client(fake.account_sid, fake.auth_token, fake.base_url)
+    yield TwilioSender(client, whatsapp_from=None, backoff_s=0.01)
+    await close_client(client)
+
+
+async def test_replies_come_from_the_number_the_user_wrote_to(
+    sender: TwilioSender, fake: FakeTwilio
+) -> None:
+    sid = await sender.send(USER, "Hello 🌱")
+    [message] = fake.messages
+    assert (message.sid, message.to, message.from_, message.body) == (
+        sid,
+        USER.user_id,
+        USER.bot_address,
+        "Hello 🌱",
+    )
+
+
+async def test_server_errors_and_rate_limits_are_retried(
+    sender: TwilioSender, fake: FakeTwilio
+) -> None:
+    fake.fail_next(500)
+    fake.fail_next(429, retry_after=0.05)
+    await sender.send(USER, "Got there")
+    assert [m.body for m in fake.messages] == ["Got there"]
+    assert len(fake.requests) == 3
+
+
+async def test_outside_the_24_hour_window_is_permanent(
+    sender: TwilioSender, fake: FakeTwilio
+) -> None:
+    fake.fail_next(400, code=63016)
+    with pytest.raises(SendError) as failure:
+        await sender.send(USER, "Too late")
+    assert failure.value.permanent
+    assert len(fake.requests) == 1
+
+
+async def test_a_twilio_outage_gives_up_as_transient(
+    sender: TwilioSender, fake: FakeTwilio
+) -> None:
+    fake.fail_next(503, times=10)
+    with pytest.raises(SendError) as failure:
+        await sender.send(USER, "Nobody home")
+    assert not failure.value.permanent
+    assert fake.messages == []
