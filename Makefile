@@ -25,7 +25,7 @@ run: $(VENV)/.run
 	$(BIN)/sprout serve
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check sprout tests bench
+	$(BIN)/ruff check sprout tests $(wildcard bench)
 	$(BIN)/mypy
 
 test: lint

@@ -28,6 +28,24 @@ DEMO_BANNER = (
 )
 
 
+def startup_summary(settings: Settings, address: str) -> str:
+    """What a person starting the server needs to know, in plain words (not the JSON log)."""
+    lines = [f"Sprout is listening on {address}  (health: {address}/healthz)"]
+    if settings.demo_mode:
+        lines += ["", "*" * 78, f"* {DEMO_BANNER}", "*" * 78, ""]
+    else:
+        lines.append(f"  model: {settings.model} at {settings.openai_base_url or 'OpenAI'}")
+    if settings.whatsapp_enabled:
+        lines.append("  WhatsApp: webhook POST /whatsapp (status callbacks: /whatsapp/status)")
+        if not settings.public_url:
+            lines.append("  note: SPROUT_PUBLIC_URL is not set; signatures are checked against")
+            lines.append("        the request URL and X-Forwarded-* headers")
+    else:
+        lines.append("  WhatsApp: off (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN; see README)")
+    lines.append("  Try it in a terminal, no phone needed: .venv/bin/sprout chat")
+    return "\n".join(lines)
+
+
 def build_model(settings: Settings) -> ChatModel:
     if settings.demo_mode:
         return DemoChatModel()
@@ -39,6 +57,16 @@ def build_model(settings: Settings) -> ChatModel:
         timeout=settings.model_timeout_s,
     )
     return OpenAIChatModel(client, settings.model)
+
+
+def build_bot(settings: Settings, model: ChatModel, prompts: Prompts, store: Store) -> Bot:
+    return Bot(
+        model,
+        prompts,
+        store,
+        max_input_chars=settings.max_input_chars,
+        history_tokens=settings.history_tokens,
+    )
 
 
 class Runtime:
@@ -58,7 +86,7 @@ class Runtime:
         self.model = build_model(self.settings)
         if self.settings.demo_mode:
             log.warning("demo_mode", message=DEMO_BANNER)
-        bot = Bot(self.model, self.prompts, self.settings.max_input_chars)
+        bot = build_bot(self.settings, self.model, self.prompts, self.store)
         channels: dict[str, Channel] = {}
         if self.settings.whatsapp_enabled:
             channels["whatsapp"] = Channel(WHATSAPP, self._whatsapp_sender())

@@ -7,8 +7,10 @@ import asyncio
 import logging
 import signal
 import sys
+import uuid
 
 from sprout.core.logs import configure_logging
+from sprout.core.messages import Incoming
 from sprout.core.settings import Settings
 
 # Third-party loggers that would otherwise write phone numbers, bodies or URLs with ids at INFO.
@@ -26,7 +28,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
-    from sprout.app import Runtime
+    from sprout.app import Runtime, startup_summary
     from sprout.server import create_app
 
     app = create_app(Runtime(settings))
@@ -38,34 +40,56 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    shown = "localhost" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+    print(startup_summary(settings, f"http://{shown}:{port}"), file=sys.stderr, flush=True)
     await serve(app, config, shutdown_trigger=stop.wait)
 
 
+class _TerminalSender:
+    """The terminal as a channel: each chunk printed as the user's phone would show it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def send(self, incoming: Incoming, text: str) -> str:
+        self.count += 1
+        print(f"\n--- sprout [{self.count}] ---\n{text}", flush=True)
+        return str(self.count)
+
+
 async def _chat(settings: Settings, channel: str) -> None:
-    from sprout.app import DEMO_BANNER, build_model
-    from sprout.core.bot import Bot
+    """The full path a message takes (memory, profile, chunking, hold message), minus a phone."""
+    from sprout.app import DEMO_BANNER, build_bot, build_model
+    from sprout.core.delivery import Channel, Delivery
     from sprout.core.formatting import TELEGRAM, WEB, WHATSAPP
-    from sprout.core.messages import Incoming
     from sprout.core.prompts import load_prompts
+    from sprout.core.store import Store
 
     spec = {"whatsapp": WHATSAPP, "telegram": TELEGRAM, "web": WEB}[channel]
+    store = Store.from_url(settings.sqlalchemy_url)
+    await store.create_schema()
     model = build_model(settings)
-    bot = Bot(model, load_prompts(settings.prompts_dir), settings.max_input_chars)
+    bot = build_bot(settings, model, load_prompts(settings.prompts_dir), store)
+    sender = _TerminalSender()
+    delivery = Delivery(store, bot, {"cli": Channel(spec, sender)}, settings.hold_after_s)
     if settings.demo_mode:
         print(f"*** {DEMO_BANNER}", file=sys.stderr)
     print(f"Sprout ({model.name}), showing answers as {channel} would. Ctrl-D to quit.")
-    turn = 0
-    while True:
-        try:
-            text = await asyncio.to_thread(input, "\nyou> ")
-        except EOFError:
-            return
-        turn += 1
-        incoming = Incoming(channel=channel, user_id="cli:local", text=text, message_id=str(turn))
-        number = 0
-        async for chunk in bot.answer(incoming, spec):
-            number += 1
-            print(f"\n--- sprout [{number}] ---\n{chunk}", flush=True)
+    try:
+        while True:
+            try:
+                text = await asyncio.to_thread(input, "\nyou> ")
+            except EOFError:
+                return
+            sender.count = 0
+            incoming = Incoming(
+                channel="cli", user_id="cli:local", text=text, message_id=uuid.uuid4().hex
+            )
+            inbound_id = await store.record_inbound(incoming)
+            if inbound_id is not None:
+                await delivery.run(inbound_id)
+    finally:
+        await store.close()
 
 
 def main(argv: list[str] | None = None) -> None:

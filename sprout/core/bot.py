@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from sprout.core.chunking import Chunk, Chunker, chunk_markdown
-from sprout.core.llm import ChatModel, ModelError
-from sprout.core.logs import get_logger
+from pydantic import ValidationError
+
+from sprout.core.chunking import Chunk, Chunker
+from sprout.core.history import recent_history
+from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools
+from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import ChannelSpec, Incoming
+from sprout.core.profile import LANGUAGE_NAMES, Profile
 from sprout.core.prompts import ChatMessage, Prompts
 from sprout.core.routing import Intent, route
+from sprout.core.store import Store, UserState
 
 log = get_logger(__name__)
 
-# Until profiles exist (issue #3) every child is a pre-schooler and every place is fine.
 DEFAULT_AGE = "3 years old"
 DEFAULT_ACTIVITY_AGE = "3–4 years old"
-DEFAULT_PLACES = "indoors or outdoors"
+HISTORY_KINDS = frozenset({Intent.EXPLAIN.value, Intent.ACTIVITIES.value, Intent.CHAT.value})
+_LATEST = sys.maxsize  # answering outside the job log: every stored turn is history
+
+
+@dataclass
+class Outcome:
+    """What answering a message did, for the job that records it."""
+
+    kind: str | None = None
+    erase_user: bool = False
+    language: str | None = None
 
 
 class Bot:
@@ -25,13 +41,17 @@ class Bot:
         self,
         model: ChatModel,
         prompts: Prompts,
+        store: Store,
         max_input_chars: int = 2000,
+        history_tokens: int = 3000,
         model_attempts: int = 2,
         retry_wait_s: float = 1.0,
     ) -> None:
         self.model = model
         self.prompts = prompts
+        self._store = store
         self._max_input_chars = max_input_chars
+        self._history_tokens = history_tokens
         self._attempts = model_attempts
         self._retry_wait_s = retry_wait_s
 
@@ -43,56 +63,117 @@ class Bot:
     async def reply(self, incoming: Incoming, spec: ChannelSpec) -> list[str]:
         return [text async for text in self.answer(incoming, spec)]
 
-    def fixed(self, key: str, spec: ChannelSpec, **values: str) -> list[Chunk]:
-        return chunk_markdown(self.prompts.text(key, **values), spec)
+    def fixed(
+        self, key: str, spec: ChannelSpec, language: str | None = None, **values: str
+    ) -> list[Chunk]:
+        """A fixed text, in as few messages as the channel allows (no need to send it early)."""
+        fill = spec.max_len or 1
+        chunker = Chunker(spec, first_min=fill, min_len=fill)
+        return chunker.feed(self.prompts.text(key, language, **values)) + chunker.finish()
 
     async def chunks(
-        self, incoming: Incoming, spec: ChannelSpec, already_sent: str = ""
+        self,
+        incoming: Incoming,
+        spec: ChannelSpec,
+        inbound_id: int | None = None,
+        already_sent: str = "",
+        outcome: Outcome | None = None,
     ) -> AsyncIterator[Chunk]:
         """The answer as chunks. `already_sent` is the part a user already has (after a crash):
         the model is asked to continue from it instead of starting again."""
-        messages = self._messages_for(incoming)
-        if isinstance(messages, str):
-            for chunk in self.fixed(messages, spec, max_chars=str(self._max_input_chars)):
+        outcome = outcome or Outcome()
+        user = incoming.user_id
+        state = await self._store.user_state(user, inbound_id or _LATEST, HISTORY_KINDS)
+        profile = _profile(state.profile)
+        lang = outcome.language = profile.language
+        request = route(incoming.text, state.first_contact)
+        outcome.kind = request.intent.value
+        if state.opted_out and request.intent is not Intent.START:
+            outcome.kind = None  # opted out: say nothing at all
+            return
+
+        key: str | None = None
+        values: dict[str, str] = {}
+        if len(incoming.text) > self._max_input_chars:
+            key, values = "too_long", {"max_chars": str(self._max_input_chars)}
+        elif incoming.media and not incoming.text.strip():
+            key = "media_only"
+        elif request.intent in (Intent.HELP, Intent.START):
+            if state.opted_out:
+                await self._store.set_opted_out(user, False)
+            key = "help"
+        elif request.intent is Intent.STOP:
+            await self._store.set_opted_out(user, True)
+            key = "stopped"
+        elif request.intent is Intent.RESET:
+            await self._store.reset_history(user, inbound_id or 0)
+            key = "reset_done"
+        elif request.intent is Intent.FORGET:
+            await self._store.erase_user(user, keep_inbound_id=inbound_id)
+            outcome.erase_user = True
+            key = "forgotten"
+        elif request.intent is Intent.SETTINGS and not request.argument:
+            key, values = "settings", {"profile": self._summary(profile, "\n")}
+        elif request.intent in (Intent.EXPLAIN, Intent.ACTIVITIES) and not request.argument:
+            key = f"{request.intent.value}_empty"
+        if key is not None:
+            outcome.kind = key
+            for chunk in self.fixed(key, spec, lang, **values):
                 yield chunk
             return
-        async for chunk in self._generate(messages, spec, already_sent):
+
+        messages, tools = self._model_request(request.intent, request.argument, profile, state)
+        async for chunk in self._generate(messages, tools, spec, already_sent, user, profile):
             yield chunk
 
-    def _messages_for(self, incoming: Incoming) -> list[ChatMessage] | str:
-        """The model conversation for a message, or the key of the fixed text that answers it."""
-        if len(incoming.text) > self._max_input_chars:
-            return "too_long"
-        if incoming.media and not incoming.text.strip():
-            return "media_only"
-        request = route(incoming.text)
-        if request.intent is Intent.EXPLAIN:
-            if not request.argument:
-                return "explain_empty"
-            return self.prompts.explain.messages(age=DEFAULT_AGE, question=request.argument)
-        if request.intent is Intent.ACTIVITIES:
-            if not request.argument:
-                return "activities_empty"
-            return self.prompts.activities.messages(
-                age=DEFAULT_ACTIVITY_AGE,
-                places=DEFAULT_PLACES,
-                areas=self.prompts.areas_description(),
-                topic=request.argument,
+    def _model_request(
+        self, intent: Intent, argument: str, profile: Profile, state: UserState
+    ) -> tuple[list[ChatMessage], Tools]:
+        language = profile.language_name() or "the same language as the user's message"
+        places = self.prompts.text(f"places_{profile.places or 'both'}")
+        areas = self.prompts.areas_description(tuple(profile.areas))
+        if intent is Intent.EXPLAIN:
+            age = profile.explain_age(DEFAULT_AGE)
+            return self.prompts.explain.messages(age=age, question=argument, language=language), ()
+        age = profile.activity_age(DEFAULT_ACTIVITY_AGE)
+        if intent is Intent.ACTIVITIES:
+            messages = self.prompts.activities.messages(
+                age=age, places=places, areas=areas, topic=argument, language=language
             )
-        return "help"
+            return messages, ()
+        system, user = self.prompts.chat.messages(
+            age=age, places=places, areas=areas, language=language, message=argument
+        )
+        system["content"] += "\n\n" + self.prompts.profile_instructions
+        history = recent_history(state.history, self._history_tokens)
+        return [system, *history, user], [dict(self.prompts.profile_tool)]
 
     async def _generate(
-        self, messages: list[ChatMessage], spec: ChannelSpec, already_sent: str
+        self,
+        messages: list[ChatMessage],
+        tools: Tools,
+        spec: ChannelSpec,
+        already_sent: str,
+        user: str,
+        profile: Profile,
     ) -> AsyncIterator[Chunk]:
         """Stream the model into chunks. The SDK has already retried failed requests; a stream
         that still fails, possibly mid-answer, is tried again from what was already yielded."""
         delivered = [already_sent] if already_sent else []
         for attempt in range(1, self._attempts + 1):
-            chunker = Chunker(spec)
+            chunker = Chunker(spec, spec.first_min, spec.min_len)
             try:
                 request = self._continuation(messages, "\n\n".join(delivered))
-                async for delta in self.model.stream(request):
-                    for chunk in chunker.feed(delta):
+                async for item in self.model.stream(request, tools):
+                    if isinstance(item, ToolCall):
+                        profile = await self._save_profile(user, profile, item)
+                        pieces = self.fixed(
+                            "profile_saved", spec, profile.language,
+                            profile=self._summary(profile, " · "),
+                        )  # fmt: skip
+                    else:
+                        pieces = chunker.feed(item)
+                    for chunk in pieces:
                         delivered.append(chunk.source)
                         yield chunk
                 for chunk in chunker.finish():
@@ -103,8 +184,40 @@ class Bot:
                 log.warning("model_failed", error=str(error)[:200], attempt=attempt)
                 if attempt < self._attempts:
                     await asyncio.sleep(self._retry_wait_s * 2 ** (attempt - 1))
-        for chunk in self.fixed("apology", spec):
+        for chunk in self.fixed("apology", spec, profile.language):
             yield chunk
+
+    async def _save_profile(self, user: str, profile: Profile, call: ToolCall) -> Profile:
+        if call.name != "update_profile":
+            return profile
+        updated = profile.updated(call.arguments)
+        await self._store.save_profile(user, updated.model_dump())
+        log.info("profile_updated", user=user_ref(user), fields=sorted(call.arguments))
+        return updated
+
+    def _summary(self, profile: Profile, separator: str) -> str:
+        lang = profile.language
+        text = self.prompts.text
+        children = ", ".join(
+            (f"{child.name} " if child.name else "")
+            + (
+                text("age_months", lang, n=str(child.age_months))
+                if child.age_months < 24
+                else text("age_years", lang, n=str(child.age_months // 12))
+            )
+            for child in profile.children
+        )
+        places = text(f"places_{profile.places}", lang) if profile.places else text("not_set", lang)
+        areas = ", ".join(profile.areas) or text("all_areas", lang)
+        language = LANGUAGE_NAMES.get(lang, lang) if lang else text("not_set", lang)
+        return separator.join(
+            [
+                f"👶 {children or text('not_set', lang)}",
+                f"📍 {places}",
+                f"🎯 {areas}",
+                f"🗣 {language}",
+            ]
+        )
 
     def _continuation(self, messages: list[ChatMessage], delivered: str) -> list[ChatMessage]:
         if not delivered:
@@ -114,3 +227,10 @@ class Bot:
             {"role": "assistant", "content": delivered},
             {"role": "user", "content": self.prompts.continue_instruction},
         ]
+
+
+def _profile(data: dict[str, object]) -> Profile:
+    try:
+        return Profile.model_validate(data)
+    except ValidationError:
+        return Profile()

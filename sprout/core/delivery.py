@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from sprout.core.bot import Bot
+from sprout.core.bot import Bot, Outcome
 from sprout.core.chunking import Chunk
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import ChannelSpec, Incoming
@@ -22,6 +22,7 @@ from sprout.core.store import ChunkState, Job, Store, StoredChunk
 log = get_logger(__name__)
 
 HOLD_SEQ = 0  # the hold message, when sent, always comes first
+ERASED_KIND = "forgotten"  # the answer to "forget me": the user's rows go once it is sent
 
 
 class SendError(Exception):
@@ -73,28 +74,37 @@ class Delivery:
         log.info("job_started", inbound=inbound_id, user=user_ref(job.incoming.user_id))
         if job.answer_complete:
             await _Sending(self._store, channel, job.incoming).resend(job.chunks)
+            erase = job.answer_kind == ERASED_KIND
         else:
-            await self._generate_and_send(job, answer_id, channel)
-        await self._store.finish(inbound_id)
+            erase = (await self._generate_and_send(job, answer_id, channel)).erase_user
+        if erase:
+            # The confirmation is out: now the message that asked goes too, with its answer.
+            await self._store.erase_user(job.incoming.user_id)
+        else:
+            await self._store.finish(inbound_id)
         log.info("job_done", inbound=inbound_id, user=user_ref(job.incoming.user_id))
 
-    async def _generate_and_send(self, job: Job, answer_id: int, channel: Channel) -> None:
+    async def _generate_and_send(self, job: Job, answer_id: int, channel: Channel) -> Outcome:
         await self._store.drop_unsent(answer_id)
         earlier = [c for c in job.chunks if c.state is not ChunkState.PENDING]
         already_sent = "\n\n".join(c.source for c in earlier if not c.is_hold)
         bodies = [c.body for c in earlier if not c.is_hold]
         next_seq = max((c.seq for c in earlier), default=HOLD_SEQ) + 1
         queue: asyncio.Queue[tuple[int, Chunk] | None] = asyncio.Queue()
+        outcome = Outcome()
 
         async def produce() -> None:
             seq = next_seq
             try:
-                async for chunk in self._bot.chunks(job.incoming, channel.spec, already_sent):
+                chunks = self._bot.chunks(
+                    job.incoming, channel.spec, job.inbound_id, already_sent, outcome
+                )
+                async for chunk in chunks:
                     chunk_id = await self._store.add_chunk(answer_id, seq, chunk.text, chunk.source)
                     bodies.append(chunk.text)
                     seq += 1
                     await queue.put((chunk_id, chunk))
-                await self._store.complete_answer(answer_id, "\n\n".join(bodies))
+                await self._store.complete_answer(answer_id, "\n\n".join(bodies), outcome.kind)
             finally:
                 await queue.put(_DONE)
 
@@ -105,7 +115,7 @@ class Delivery:
             while True:
                 if hold_due:
                     hold_due = False
-                    item = await self._first_or_hold(queue, sending, answer_id)
+                    item = await self._first_or_hold(queue, sending, answer_id, outcome)
                 else:
                     item = await queue.get()
                 if item is _DONE:
@@ -115,17 +125,19 @@ class Delivery:
             await producer  # surfaces a producer crash instead of calling the job done
         finally:
             producer.cancel()
+        return outcome
 
     async def _first_or_hold(
         self,
         queue: asyncio.Queue[tuple[int, Chunk] | None],
         sending: _Sending,
         answer_id: int,
+        outcome: Outcome,
     ) -> tuple[int, Chunk] | None:
         try:
             return await asyncio.wait_for(queue.get(), self._hold_after_s)
         except TimeoutError:
-            text = self._bot.prompts.text("hold")
+            text = self._bot.prompts.text("hold", outcome.language)
             hold_id = await self._store.add_chunk(answer_id, HOLD_SEQ, text, is_hold=True)
             await sending.send(hold_id, text)
             return await queue.get()

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import httpx
 import openai
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionMessageParam,
+    ChatCompletionToolParam,
+)
 
 from sprout.core.prompts import ChatMessage
 
@@ -17,11 +23,23 @@ class ModelError(RuntimeError):
     """The model could not produce (the rest of) an answer after the client's own retries."""
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+Tools = Sequence[dict[str, Any]]
+
+
 class ChatModel(Protocol):
     name: str
 
-    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        """Yield the answer's text as it is generated. Raises ModelError."""
+    def stream(
+        self, messages: Sequence[ChatMessage], tools: Tools = ()
+    ) -> AsyncIterator[str | ToolCall]:
+        """Yield the answer's text as it is generated, and any tool calls the model made once
+        they are complete. Raises ModelError."""
         ...
 
 
@@ -30,28 +48,70 @@ class OpenAIChatModel:
 
     The SDK already retries 408/409/429/5xx with backoff and honours Retry-After before the
     stream starts; errors that happen mid-stream surface as ModelError for the caller to resume.
+    A server that rejects `tools` (some local models) is asked again without them, and not
+    offered tools again: the user still gets a plain answer.
     """
 
     def __init__(self, client: openai.AsyncOpenAI, model: str) -> None:
         self._client = client
         self.name = model
+        self.tools_supported = True
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: Tools = ()
+    ) -> AsyncIterator[str | ToolCall]:
+        offered = list(tools) if self.tools_supported else []
         try:
-            stream = await self._client.chat.completions.create(
-                model=self.name,
-                messages=cast(list[ChatCompletionMessageParam], list(messages)),
-                stream=True,
-            )
+            try:
+                stream = await self._create(messages, offered)
+            except openai.BadRequestError:
+                if not offered:
+                    raise
+                self.tools_supported = False
+                stream = await self._create(messages, [])
+            calls: dict[int, dict[str, str]] = {}
             async with stream:
                 async for event in stream:
-                    if event.choices and event.choices[0].delta.content:
-                        yield event.choices[0].delta.content
+                    if not event.choices:
+                        continue
+                    delta = event.choices[0].delta
+                    if delta.content:
+                        yield delta.content
+                    for call in delta.tool_calls or ():
+                        parts = calls.setdefault(call.index, {"name": "", "arguments": ""})
+                        if call.function and call.function.name:
+                            parts["name"] += call.function.name
+                        if call.function and call.function.arguments:
+                            parts["arguments"] += call.function.arguments
+            for parts in calls.values():
+                yield ToolCall(parts["name"], _arguments(parts["arguments"]))
         except (openai.APIError, httpx.HTTPError) as error:
             raise ModelError(f"{type(error).__name__}: {error}") from error
 
+    async def _create(
+        self, messages: Sequence[ChatMessage], tools: list[dict[str, Any]]
+    ) -> openai.AsyncStream[ChatCompletionChunk]:
+        extra: dict[str, Any] = (
+            {"tools": cast(list[ChatCompletionToolParam], tools)} if tools else {}
+        )
+        stream = await self._client.chat.completions.create(
+            model=self.name,
+            messages=cast(list[ChatCompletionMessageParam], list(messages)),
+            stream=True,
+            **extra,
+        )
+        return cast(openai.AsyncStream[ChatCompletionChunk], stream)
+
     async def close(self) -> None:
         await self._client.close()
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 _DEMO_EXPLAIN = """\
@@ -88,7 +148,9 @@ class DemoChatModel:
     def __init__(self, seconds_per_word: float = 0.02) -> None:
         self._delay = seconds_per_word
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: Tools = ()
+    ) -> AsyncIterator[str | ToolCall]:
         system = messages[0]["content"] if messages else ""
         text = _DEMO_ACTIVITIES if "Games and crafts" in system else _DEMO_EXPLAIN
         for word in text.split(" "):

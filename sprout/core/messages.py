@@ -51,7 +51,13 @@ class Rendered:
 
 @dataclass(frozen=True)
 class ChannelSpec:
+    """How a channel shows text. A chunk is sent once it holds complete blocks and is at least
+    `first_min` (the first) or `min_len` (later ones) long, or when the next block would not
+    fit in `max_len`: the first message goes out early, later ones are fuller."""
+
     name: str
     max_len: int | None
     measure: Callable[[str], int]
     render: Callable[[str], Rendered]
+    first_min: int = 200
+    min_len: int = 700

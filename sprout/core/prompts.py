@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 
 class PromptError(RuntimeError):
@@ -24,8 +24,14 @@ class ChatMessage(TypedDict):
 
 
 TEXT_KEYS = frozenset(
-    {"help", "explain_empty", "activities_empty", "hold", "apology", "too_long", "media_only"}
-)
+    {
+        "help", "explain_empty", "activities_empty", "hold", "apology", "too_long",
+        "media_only", "settings", "profile_saved", "reset_done", "forgotten", "stopped",
+        "places_indoors", "places_outdoors", "places_both", "all_areas", "not_set",
+        "age_years", "age_months",
+    }
+)  # fmt: skip
+TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n"})
 DEFAULT_LANGUAGE = "en"
 
 
@@ -45,12 +51,15 @@ class Template:
 class Prompts:
     explain: Template
     activities: Template
+    chat: Template
+    profile_instructions: str
+    profile_tool: Mapping[str, Any]
     continue_instruction: str
     eyfs_areas: Mapping[str, str]
     texts: Mapping[str, Mapping[str, str]]
 
-    def text(self, key: str, language: str = DEFAULT_LANGUAGE, **values: str) -> str:
-        table = self.texts.get(language) or self.texts[DEFAULT_LANGUAGE]
+    def text(self, key: str, language: str | None = None, **values: str) -> str:
+        table = self.texts.get(language or DEFAULT_LANGUAGE) or self.texts[DEFAULT_LANGUAGE]
         return table[key].format(**values).strip()
 
     def areas_description(self, chosen: tuple[str, ...] = ()) -> str:
@@ -91,9 +100,7 @@ def _texts(directory: Path) -> dict[str, dict[str, str]]:
         missing = TEXT_KEYS - data.keys()
         if missing:
             raise PromptError(f"{path}: missing texts {sorted(missing)}")
-        texts[path.stem] = {
-            key: _string(data, key, path, frozenset({"max_chars"})) for key in TEXT_KEYS
-        }
+        texts[path.stem] = {key: _string(data, key, path, TEXT_PLACEHOLDERS) for key in TEXT_KEYS}
     if DEFAULT_LANGUAGE not in texts:
         raise PromptError(f"{directory}: no {DEFAULT_LANGUAGE}.toml with the fixed texts")
     return texts
@@ -106,11 +113,23 @@ def load_prompts(directory: Path) -> Prompts:
     if not isinstance(areas, dict) or len(areas) != 7:
         raise PromptError(f"{directory / 'eyfs.toml'}: [areas] must list the seven EYFS areas")
     continuation = _read(directory / "continue.toml")
+    profile = _read(directory / "profile.toml")
+    tool = profile.get("tool")
+    if not isinstance(tool, dict) or tool.get("function", {}).get("name") != "update_profile":
+        raise PromptError(f"{directory / 'profile.toml'}: [tool] must define update_profile")
     return Prompts(
-        explain=_template(directory / "explain.toml", frozenset({"age", "question"})),
+        explain=_template(directory / "explain.toml", frozenset({"age", "question", "language"})),
         activities=_template(
-            directory / "activities.toml", frozenset({"age", "places", "areas", "topic"})
+            directory / "activities.toml",
+            frozenset({"age", "places", "areas", "topic", "language"}),
         ),
+        chat=_template(
+            directory / "chat.toml", frozenset({"age", "places", "areas", "language", "message"})
+        ),
+        profile_instructions=_string(
+            profile, "instructions", directory / "profile.toml", frozenset()
+        ).strip(),
+        profile_tool=tool,
         continue_instruction=_string(
             continuation, "user", directory / "continue.toml", frozenset()
         ).strip(),

@@ -1,4 +1,4 @@
-"""What a message asks for, decided from its first word, forgivingly."""
+"""What a message asks for, decided from its words, forgivingly (case, punctuation, plurals)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,19 @@ _COMMAND = regex.compile(
     r"^[\s\p{P}&&[^?¿]]*(?P<word>\p{L}+)(?:[\s\p{P}&&[^?¿'\"“‘(]]+|$)(?P<rest>.*)$",
     regex.DOTALL | regex.VERSION1,
 )
+_NOT_WORDS = regex.compile(r"[\p{P}\p{S}\s]+")
 
 
 class Intent(enum.Enum):
     HELP = "help"
     EXPLAIN = "explain"
     ACTIVITIES = "activities"
+    SETTINGS = "settings"
+    RESET = "reset"
+    FORGET = "forget"
+    STOP = "stop"
+    START = "start"
+    CHAT = "chat"
 
 
 @dataclass(frozen=True)
@@ -26,22 +33,45 @@ class Route:
     argument: str = ""
 
 
-_WORDS = {
-    "explain": Intent.EXPLAIN,
-    "activity": Intent.ACTIVITIES,
-    "activities": Intent.ACTIVITIES,
-    "activites": Intent.ACTIVITIES,
-    "activitys": Intent.ACTIVITIES,
-}
+# Commands that take the rest of the message as their argument, by their first word.
+_LEADING_WORDS = {
+    **dict.fromkeys(["explain", "explica", "explicame", "explícame", "esbonia"], Intent.EXPLAIN),
+    **dict.fromkeys(
+        ["activity", "activities", "activites", "activitys", "actividad", "actividades",
+         "gweithgaredd", "gweithgareddau"],
+        Intent.ACTIVITIES,
+    ),
+    **dict.fromkeys(["settings", "setting", "ajustes", "gosodiadau"], Intent.SETTINGS),
+}  # fmt: skip
+
+# Commands that are the whole message.
+_WHOLE_MESSAGES = {
+    **dict.fromkeys(
+        ["hi", "hello", "hey", "hiya", "help", "menu", "hola", "ayuda", "helo", "shwmae"],
+        Intent.HELP,
+    ),
+    **dict.fromkeys(["reset", "new", "new chat", "start again", "nuevo", "newydd"], Intent.RESET),
+    **dict.fromkeys(
+        ["forget me", "delete my data", "delete me", "erase my data", "olvidame", "olvídame",
+         "borra mis datos", "anghofia fi", "dilea fy nata"],
+        Intent.FORGET,
+    ),
+    **dict.fromkeys(["stop", "unsubscribe", "parar", "stopio"], Intent.STOP),
+    **dict.fromkeys(["start", "unstop", "subscribe", "empezar", "dechrau"], Intent.START),
+}  # fmt: skip
 
 
-def route(text: str) -> Route:
-    """Place a message. The argument keeps the user's own casing and wording."""
+def route(text: str, first_contact: bool = False) -> Route:
+    """Place a message. The argument keeps the user's own casing and wording.
+
+    Anything unplaced is a conversation, except on first contact, when the help text is the
+    useful answer: it says what Sprout can do."""
+    whole = _NOT_WORDS.sub(" ", text).strip().casefold()
+    if whole in _WHOLE_MESSAGES:
+        return Route(_WHOLE_MESSAGES[whole])
     match = _COMMAND.match(text)
-    if match is None:
+    if match is not None and match["word"].casefold() in _LEADING_WORDS:
+        return Route(_LEADING_WORDS[match["word"].casefold()], match["rest"].strip())
+    if first_contact or not whole:
         return Route(Intent.HELP)
-    word = match["word"].casefold()
-    if word in _WORDS:
-        return Route(_WORDS[word], match["rest"].strip())
-    # Greetings and anything unplaced get the help text: it says what the bot can do.
-    return Route(Intent.HELP)
+    return Route(Intent.CHAT, text.strip())

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     DateTime,
     ForeignKey,
     String,
     Text,
     UniqueConstraint,
+    delete,
     event,
     select,
     update,
@@ -47,6 +49,17 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
 
 
+class UserRow(Base):
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    opted_out: Mapped[bool] = mapped_column(default=False)
+    # `reset` hides earlier turns from the model without deleting them.
+    history_after: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
 class InboundRow(Base):
     __tablename__ = "inbound"
     __table_args__ = (UniqueConstraint("channel", "message_id"),)
@@ -68,6 +81,7 @@ class AnswerRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"), unique=True)
     text: Mapped[str | None] = mapped_column(Text, default=None)
+    kind: Mapped[str | None] = mapped_column(String(16), default=None)
     started_at: Mapped[datetime] = mapped_column(default=_now)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     chunks: Mapped[list[ChunkRow]] = relationship(order_by="ChunkRow.seq", lazy="selectin")
@@ -102,6 +116,22 @@ class StoredChunk:
 
 
 @dataclass(frozen=True)
+class Turn:
+    user_text: str
+    answer_text: str
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What the bot knows about a user when it answers their message `inbound_id`."""
+
+    profile: dict[str, Any]
+    opted_out: bool
+    first_contact: bool
+    history: tuple[Turn, ...]
+
+
+@dataclass(frozen=True)
 class Job:
     """One inbound message and everything already done about it."""
 
@@ -111,6 +141,7 @@ class Job:
     done: bool
     answer_id: int | None
     answer_complete: bool
+    answer_kind: str | None
     chunks: tuple[StoredChunk, ...]
 
 
@@ -205,6 +236,7 @@ class Store:
             done=inbound.done,
             answer_id=answer.id if answer else None,
             answer_complete=answer is not None and answer.completed_at is not None,
+            answer_kind=answer.kind if answer else None,
             chunks=chunks,
         )
 
@@ -261,13 +293,77 @@ class Store:
             for row in rows:
                 await session.delete(row)
 
-    async def complete_answer(self, answer_id: int, text: str) -> None:
+    async def complete_answer(self, answer_id: int, text: str, kind: str | None = None) -> None:
+        """`kind` names what answered (explain, chat...); only model answers become history."""
         async with self._session.begin() as session:
             await session.execute(
                 update(AnswerRow)
                 .where(AnswerRow.id == answer_id)
-                .values(text=text, completed_at=_now())
+                .values(text=text, kind=kind, completed_at=_now())
             )
+
+    async def user_state(
+        self, user_id: str, inbound_id: int, history_kinds: frozenset[str], max_turns: int = 40
+    ) -> UserState:
+        async with self._session() as session:
+            user = await session.get(UserRow, user_id)
+            earlier = await session.scalar(
+                select(InboundRow.id)
+                .where(InboundRow.user_id == user_id, InboundRow.id < inbound_id)
+                .limit(1)
+            )
+            rows = await session.execute(
+                select(InboundRow.text, AnswerRow.text)
+                .join(AnswerRow, AnswerRow.inbound_id == InboundRow.id)
+                .where(
+                    InboundRow.user_id == user_id,
+                    InboundRow.id < inbound_id,
+                    InboundRow.id > (user.history_after if user else 0),
+                    AnswerRow.completed_at.is_not(None),
+                    AnswerRow.kind.in_(history_kinds),
+                )
+                .order_by(InboundRow.id.desc())
+                .limit(max_turns)
+            )
+            turns = [Turn(question, answer or "") for question, answer in rows]
+        return UserState(
+            profile=dict(user.profile) if user else {},
+            opted_out=user.opted_out if user else False,
+            first_contact=earlier is None,
+            history=tuple(reversed(turns)),
+        )
+
+    async def _user(self, session: Any, user_id: str) -> UserRow:
+        user: UserRow | None = await session.get(UserRow, user_id)
+        if user is None:
+            user = UserRow(user_id=user_id, profile={}, opted_out=False, history_after=0)
+            session.add(user)
+        return user
+
+    async def save_profile(self, user_id: str, profile: dict[str, Any]) -> None:
+        async with self._session.begin() as session:
+            (await self._user(session, user_id)).profile = profile
+
+    async def set_opted_out(self, user_id: str, opted_out: bool) -> None:
+        async with self._session.begin() as session:
+            (await self._user(session, user_id)).opted_out = opted_out
+
+    async def reset_history(self, user_id: str, after_inbound_id: int) -> None:
+        async with self._session.begin() as session:
+            (await self._user(session, user_id)).history_after = after_inbound_id
+
+    async def erase_user(self, user_id: str, keep_inbound_id: int | None = None) -> None:
+        """Delete every row about a user, except (optionally) the message being answered, so
+        the confirmation can still be delivered and recorded before that goes too."""
+        async with self._session.begin() as session:
+            inbound = select(InboundRow.id).where(InboundRow.user_id == user_id)
+            if keep_inbound_id is not None:
+                inbound = inbound.where(InboundRow.id != keep_inbound_id)
+            answers = select(AnswerRow.id).where(AnswerRow.inbound_id.in_(inbound))
+            await session.execute(delete(ChunkRow).where(ChunkRow.answer_id.in_(answers)))
+            await session.execute(delete(AnswerRow).where(AnswerRow.id.in_(answers)))
+            await session.execute(delete(InboundRow).where(InboundRow.id.in_(inbound)))
+            await session.execute(delete(UserRow).where(UserRow.user_id == user_id))
 
     async def finish(self, inbound_id: int) -> None:
         async with self._session.begin() as session:

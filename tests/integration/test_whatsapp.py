@@ -9,6 +9,7 @@ import pytest
 from sprout.core.formatting import to_whatsapp
 from sprout.core.messages import utf16_len
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_wire import ToolCall
 from tests.fakes.scripted import scripted
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.conftest import BOT_NUMBER, USER, SproutServer
@@ -209,3 +210,23 @@ def wait_for_text(fake_twilio: FakeTwilio, expected: str, timeout: float = 30) -
         time.sleep(0.05)
     got = squashed("".join(m.body for m in fake_twilio.messages))
     raise AssertionError(f"only {len(got)} of {len(expected)} characters arrived")
+
+
+def test_a_profile_set_in_plain_words_shapes_the_next_answer(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    sprout.send("Hi")
+    fake_twilio.wait_for_messages(1, timeout=10)
+    fake_openai.set_reply(ToolCall("update_profile", {"children": [{"age_years": 2}]}))
+    sprout.send("my son is 2")
+    saved = fake_twilio.wait_for_messages(2, timeout=10)[-1]
+    assert "2 years old" in saved.body
+    fake_openai.set_reply("The moon looks different because the sun lights different parts.")
+    sprout.send("Explain the moon")
+    fake_twilio.wait_for_messages(3, timeout=10)
+    assert "2 years old" in fake_openai.requests[-1]["messages"][0]["content"]
+    sprout.send("simpler please")
+    fake_twilio.wait_for_messages(4, timeout=10)
+    follow_up = fake_openai.requests[-1]["messages"]
+    assert follow_up[-3]["content"] == "Explain the moon"
+    assert follow_up[-1]["content"] == "simpler please"

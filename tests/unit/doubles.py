@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from sprout.core.delivery import SendError
-from sprout.core.llm import ModelError
+from sprout.core.llm import ModelError, ToolCall, Tools
 from sprout.core.messages import Incoming
 from sprout.core.prompts import ChatMessage
 
@@ -21,10 +21,19 @@ class FakeLLM:
         self.reply = reply
         self.delay_s = delay_s
         self.requests: list[list[ChatMessage]] = []
+        self.tools_offered: list[Tools] = []
         self.failures: list[int] = []  # words to yield before failing, one entry per failing call
+        self.next_tool_call: ToolCall | None = None  # answered instead of text, when offered
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: Tools = ()
+    ) -> AsyncIterator[str | ToolCall]:
         self.requests.append(list(messages))
+        self.tools_offered.append(tools)
+        if tools and self.next_tool_call is not None:
+            call, self.next_tool_call = self.next_tool_call, None
+            yield call
+            return
         fail_after = self.failures.pop(0) if self.failures else None
         words = self.reply.split(" ")
         for index, word in enumerate(words):

@@ -2,6 +2,7 @@ from sprout.core.bot import Bot
 from sprout.core.formatting import WHATSAPP
 from sprout.core.messages import Incoming, Media, utf16_len
 from sprout.core.prompts import Prompts
+from sprout.core.store import Store
 from tests.unit.doubles import FakeLLM
 
 
@@ -15,64 +16,74 @@ def message(text: str, media: tuple[Media, ...] = ()) -> Incoming:
     )
 
 
-async def test_greeting_gets_the_help_text_without_a_model_call(prompts: Prompts) -> None:
+async def test_greeting_gets_the_help_text_without_a_model_call(
+    prompts: Prompts, store: Store
+) -> None:
     model = FakeLLM()
-    chunks = await Bot(model, prompts).reply(message("Hi"), WHATSAPP)
+    chunks = await Bot(model, prompts, store).reply(message("Hi"), WHATSAPP)
     assert "Explain" in chunks[0] and "Activities" in chunks[0]
     assert "**" not in chunks[0]
     assert model.requests == []
 
 
-async def test_explain_sends_the_question_as_written(prompts: Prompts) -> None:
+async def test_explain_sends_the_question_as_written(prompts: Prompts, store: Store) -> None:
     model = FakeLLM("The sky is blue because *sunlight* bounces around.")
-    chunks = await Bot(model, prompts).reply(message(" EXPLAIN: Why is the Sky blue?"), WHATSAPP)
+    chunks = await Bot(model, prompts, store).reply(
+        message(" EXPLAIN: Why is the Sky blue?"), WHATSAPP
+    )
     assert chunks == ["The sky is blue because _sunlight_ bounces around."]
     assert model.requests[0][-1]["content"].endswith("Why is the Sky blue?")
     assert "3 years old" in model.requests[0][0]["content"]
 
 
-async def test_empty_commands_ask_what_is_wanted(prompts: Prompts) -> None:
-    bot = Bot(FakeLLM(), prompts)
+async def test_empty_commands_ask_what_is_wanted(prompts: Prompts, store: Store) -> None:
+    bot = Bot(FakeLLM(), prompts, store)
     assert "explain" in (await bot.reply(message("Explain"), WHATSAPP))[0].lower()
     assert "topic" in (await bot.reply(message("activities"), WHATSAPP))[0].lower()
 
 
-async def test_too_long_gets_a_polite_answer(prompts: Prompts) -> None:
+async def test_too_long_gets_a_polite_answer(prompts: Prompts, store: Store) -> None:
     model = FakeLLM()
-    chunks = await Bot(model, prompts, max_input_chars=50).reply(
+    chunks = await Bot(model, prompts, store, max_input_chars=50).reply(
         message("Explain " + "why " * 20), WHATSAPP
     )
     assert "50" in chunks[0]
     assert model.requests == []
 
 
-async def test_a_voice_note_alone_is_answered_kindly(prompts: Prompts) -> None:
+async def test_a_voice_note_alone_is_answered_kindly(prompts: Prompts, store: Store) -> None:
     media = (Media("https://api.twilio.com/x", "audio/ogg"),)
-    chunks = await Bot(FakeLLM(), prompts).reply(message("", media=media), WHATSAPP)
+    chunks = await Bot(FakeLLM(), prompts, store).reply(message("", media=media), WHATSAPP)
     assert "text" in chunks[0]
 
 
-async def test_long_answers_are_cut_for_whatsapp(prompts: Prompts) -> None:
+async def test_long_answers_are_cut_for_whatsapp(prompts: Prompts, store: Store) -> None:
     paragraph = "Dinosaurs stomp and roar in the mud 🦕 and we copy them. " * 8
     model = FakeLLM("\n\n".join([paragraph.strip()] * 12))
-    chunks = await Bot(model, prompts).reply(message("Activities dinosaurs"), WHATSAPP)
+    chunks = await Bot(model, prompts, store).reply(message("Activities dinosaurs"), WHATSAPP)
     assert len(chunks) > 2
     assert all(utf16_len(chunk) <= 1600 for chunk in chunks)
 
 
-async def test_model_failure_is_retried_then_apologised_for(prompts: Prompts) -> None:
+async def test_model_failure_is_retried_then_apologised_for(prompts: Prompts, store: Store) -> None:
     model = FakeLLM("An answer.")
     model.failures = [0, 0]
-    chunks = await Bot(model, prompts, retry_wait_s=0).reply(message("Explain rain"), WHATSAPP)
+    chunks = await Bot(model, prompts, store, retry_wait_s=0).reply(
+        message("Explain rain"), WHATSAPP
+    )
     assert len(model.requests) == 2
     assert chunks == [prompts.text("apology")]
 
 
-async def test_a_failure_mid_answer_continues_from_what_was_delivered(prompts: Prompts) -> None:
+async def test_a_failure_mid_answer_continues_from_what_was_delivered(
+    prompts: Prompts, store: Store
+) -> None:
     first = "First paragraph about rain and puddles, long enough to be sent on its own. " * 4
     model = FakeLLM(first.strip() + "\n\nSecond paragraph.\n\nThird paragraph.")
     model.failures = [len(first.split()) + 2]
-    chunks = await Bot(model, prompts, retry_wait_s=0).reply(message("Explain rain"), WHATSAPP)
+    chunks = await Bot(model, prompts, store, retry_wait_s=0).reply(
+        message("Explain rain"), WHATSAPP
+    )
     continuation = model.requests[1]
     assert continuation[-2]["role"] == "assistant"
     assert continuation[-2]["content"] == first.strip()

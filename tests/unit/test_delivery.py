@@ -19,7 +19,7 @@ def incoming(text: str = "Activities dinosaurs", sid: str = "SM1", user: str = "
 def delivery(
     store: Store, prompts: Prompts, model: FakeLLM, sender: RecordingSender, hold: float = 5.0
 ) -> Delivery:
-    bot = Bot(model, prompts, retry_wait_s=0)
+    bot = Bot(model, prompts, store, retry_wait_s=0)
     return Delivery(store, bot, {"whatsapp": Channel(WHATSAPP, sender)}, hold_after_s=hold)
 
 

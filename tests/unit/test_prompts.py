@@ -21,13 +21,17 @@ def test_shipped_prompts_load_and_render_the_users_words() -> None:
         places="indoors or outdoors",
         areas=prompts.areas_description(),
         topic="Dinosaurs {and} Dragons",
+        language="English",
     )
     assert "Dinosaurs {and} Dragons" in messages[1]["content"]
     for area in ("Communication and Language", "Expressive Arts and Design", "Mathematics"):
         assert area in messages[0]["content"]
     assert "Conversations" in messages[0]["content"]
     assert "Games and crafts" in messages[0]["content"]
-    assert "3 years old" in prompts.explain.messages(age="3 years old", question="q")[0]["content"]
+    assert (
+        "3 years old"
+        in prompts.explain.messages(age="3 years old", question="q", language="Welsh")[0]["content"]
+    )
 
 
 def test_a_missing_file_stops_start_up_naming_it(prompts_copy: Path) -> None:
@@ -54,3 +58,12 @@ def test_a_missing_fixed_text_is_refused(prompts_copy: Path) -> None:
     path.write_text(path.read_text().replace("apology =", "apologies ="))
     with pytest.raises(PromptError, match="apology"):
         load_prompts(prompts_copy)
+
+
+def test_every_language_has_every_fixed_text() -> None:
+    prompts = load_prompts(DEFAULT_PROMPTS_DIR)
+    assert {"en", "es", "cy"} <= set(prompts.texts)
+    for texts in prompts.texts.values():
+        assert set(texts) == set(prompts.texts["en"])
+    assert prompts.text("help", "es").startswith("Hola")
+    assert prompts.text("help", "fr") == prompts.text("help"), "unknown languages get English"

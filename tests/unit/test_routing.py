@@ -1,6 +1,6 @@
 import pytest
 
-from sprout.core.routing import Intent, route
+from sprout.core.routing import Intent, Route, route
 
 
 @pytest.mark.parametrize(
@@ -25,6 +25,41 @@ def test_commands_are_forgiving_and_keep_the_users_words(
     assert (result.intent, result.argument) == (intent, argument)
 
 
-@pytest.mark.parametrize("text", ["Hi", "hello!", "", "   ", "🦕", "Explainer please", "what?"])
-def test_anything_unplaced_gets_help(text: str) -> None:
-    assert route(text).intent is Intent.HELP
+@pytest.mark.parametrize("text", ["Explainer please", "what?", "my son is 2", "🦕"])
+def test_anything_unplaced_gets_help_on_first_contact(text: str) -> None:
+    assert route(text, first_contact=True).intent is Intent.HELP
+
+
+@pytest.mark.parametrize("text", ["another one please", "Simpler?", "my son is 2", "🦕 roar"])
+def test_anything_unplaced_later_is_conversation_in_the_users_words(text: str) -> None:
+    assert route(text) == Route(Intent.CHAT, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Hi!", Intent.HELP),
+        ("  hello ", Intent.HELP),
+        ("", Intent.HELP),
+        ("Settings", Intent.SETTINGS),
+        ("reset", Intent.RESET),
+        ("New", Intent.RESET),
+        ("Forget me!", Intent.FORGET),
+        ("delete my data", Intent.FORGET),
+        ("STOP", Intent.STOP),
+        ("start", Intent.START),
+        ("Olvídame", Intent.FORGET),
+        ("Esbonia pam mae'r awyr yn las", Intent.EXPLAIN),
+        ("Actividades dinosaurios", Intent.ACTIVITIES),
+    ],
+)
+def test_commands(text: str, intent: Intent) -> None:
+    assert route(text).intent is intent
+
+
+def test_stop_only_as_a_whole_message() -> None:
+    assert route("stop the car game, what else?").intent is Intent.CHAT
+
+
+def test_settings_with_words_carries_them() -> None:
+    assert route("settings: my son is 2") == Route(Intent.SETTINGS, "my son is 2")

@@ -1,0 +1,177 @@
+"""Conversations that remember: history, the profile, and the privacy commands, through the
+whole job (store + bot + delivery) with a fake model and a recording sender."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy import select
+
+from sprout.core.bot import Bot
+from sprout.core.delivery import Channel, Delivery
+from sprout.core.formatting import WHATSAPP
+from sprout.core.history import estimate_tokens, recent_history
+from sprout.core.llm import ToolCall
+from sprout.core.messages import Incoming
+from sprout.core.prompts import Prompts
+from sprout.core.store import Base, Store, Turn
+from tests.unit.doubles import FakeLLM, RecordingSender
+
+USER = "whatsapp:+447700900001"
+
+
+@dataclass
+class Chat:
+    store: Store
+    prompts: Prompts
+    model: FakeLLM = field(default_factory=FakeLLM)
+    sender: RecordingSender = field(default_factory=RecordingSender)
+    history_tokens: int = 3000
+    count: int = 0
+
+    async def say(self, text: str, user: str = USER) -> list[str]:
+        """Send a message as `user`; return what the bot sent back for it."""
+        self.count += 1
+        before = len(self.sender.sent)
+        incoming = Incoming(
+            channel="whatsapp", user_id=user, text=text, message_id=f"SM{self.count}"
+        )
+        inbound_id = await self.store.record_inbound(incoming)
+        assert inbound_id is not None
+        bot = Bot(self.model, self.prompts, self.store, history_tokens=self.history_tokens)
+        await Delivery(self.store, bot, {"whatsapp": Channel(WHATSAPP, self.sender)}).run(
+            inbound_id
+        )
+        return self.sender.sent[before:]
+
+
+@pytest.fixture
+def chat(store: Store, prompts: Prompts) -> Chat:
+    return Chat(store, prompts)
+
+
+async def test_a_follow_up_sees_the_previous_turn(chat: Chat) -> None:
+    chat.model.reply = "**Dino stomp**: stomp and count."
+    await chat.say("Activities dinosaurs")
+    chat.model.reply = "**Fossil dig**: hide toys in sand."
+    await chat.say("another one please")
+    request = chat.model.requests[-1]
+    assert [m["role"] for m in request] == ["system", "user", "assistant", "user"]
+    assert request[1]["content"] == "Activities dinosaurs"
+    assert "Dino stomp" in request[2]["content"]
+    assert request[3]["content"] == "another one please"
+    assert chat.model.tools_offered[-1], "the profile tool is offered in conversation"
+
+
+async def test_unplaced_text_on_first_contact_gets_help(chat: Chat) -> None:
+    [reply] = await chat.say("another one please")
+    assert "Explain" in reply and chat.model.requests == []
+
+
+async def test_my_son_is_2_sets_the_age_used_by_the_next_explain(chat: Chat) -> None:
+    await chat.say("Hi")
+    chat.model.next_tool_call = ToolCall("update_profile", {"children": [{"age_years": 2}]})
+    [confirmation] = await chat.say("my son is 2")
+    assert "Saved" in confirmation and "2 years old" in confirmation
+    await chat.say("Explain why the sky is blue")
+    assert "2 years old" in chat.model.requests[-1][0]["content"]
+
+
+async def test_places_and_areas_reach_the_activities_prompt(chat: Chat) -> None:
+    await chat.say("Hi")
+    chat.model.next_tool_call = ToolCall(
+        "update_profile",
+        {"places": "outdoors", "areas": ["Mathematics"], "children": [{"age_months": 18}]},
+    )
+    await chat.say("we have a garden, outdoor ideas please, focus on maths, she's 18 months")
+    await chat.say("Activities snails")
+    system = chat.model.requests[-1][0]["content"]
+    assert "18 months old" in system
+    assert "can happen outdoors" in system
+    assert "Mathematics" in system and "Literacy" not in system
+
+
+async def test_settings_shows_the_profile_and_how_to_change_it(chat: Chat) -> None:
+    await chat.say("Hi")
+    chat.model.next_tool_call = ToolCall("update_profile", {"children": [{"age_years": 4}]})
+    await chat.say("my daughter is 4")
+    [reply] = await chat.say("Settings")
+    assert "4 years old" in reply and "my son is 2" in reply
+
+
+async def test_fixed_texts_follow_the_profile_language(chat: Chat) -> None:
+    await chat.say("Hi")
+    chat.model.next_tool_call = ToolCall("update_profile", {"language": "cy"})
+    [saved] = await chat.say("answer in Welsh please")
+    assert "Wedi'i gadw" in saved
+    [help_text] = await chat.say("help")
+    assert help_text.startswith("Helo")
+    await chat.say("Explain rain")
+    assert "Write in Welsh" in chat.model.requests[-1][0]["content"]
+
+
+async def test_reset_forgets_the_conversation_but_keeps_the_profile(chat: Chat) -> None:
+    await chat.say("Hi")
+    chat.model.next_tool_call = ToolCall("update_profile", {"children": [{"age_years": 2}]})
+    await chat.say("my son is 2")
+    await chat.say("Activities trains")
+    [done] = await chat.say("reset")
+    assert "fresh conversation" in done
+    await chat.say("and something quieter?")
+    request = chat.model.requests[-1]
+    assert [m["role"] for m in request] == ["system", "user"]
+    assert "2 years old" in request[0]["content"]
+
+
+async def test_forget_me_leaves_no_row_about_the_user(chat: Chat) -> None:
+    await chat.say("Hi", user="whatsapp:+440000000002")
+    await chat.say("Hi")
+    chat.model.next_tool_call = ToolCall("update_profile", {"children": [{"age_years": 2}]})
+    await chat.say("my son is 2")
+    await chat.say("Activities trains")
+    [done] = await chat.say("Forget me")
+    assert "deleted everything" in done
+    async with chat.store.engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            rows = (await connection.execute(select(table))).all()
+            assert not any(USER in str(tuple(row)) for row in rows), table.name
+        other = await connection.execute(select(Base.metadata.tables["inbound"]))
+        assert len(other.all()) == 1, "other users' data stays"
+
+
+async def test_stop_silences_everything_until_start(chat: Chat) -> None:
+    await chat.say("Hi")
+    [stopped] = await chat.say("STOP")
+    assert "won't send" in stopped
+    assert await chat.say("Explain rain") == []
+    assert await chat.say("hello?") == []
+    [welcome] = await chat.say("start")
+    assert "Explain" in welcome
+    chat.model.reply = "Rain is water."
+    assert await chat.say("Explain rain") == ["Rain is water."]
+
+
+def test_history_keeps_the_newest_turns_within_the_budget() -> None:
+    turns = [Turn(f"question {n} " + "x" * 400, f"answer {n} " + "y" * 400) for n in range(10)]
+    per_turn = estimate_tokens(turns[0].user_text) + estimate_tokens(turns[0].answer_text)
+    kept = recent_history(turns, budget=per_turn * 3 + 1)
+    assert [m["content"].split()[1] for m in kept] == ["7", "7", "8", "8", "9", "9"]
+    assert recent_history(turns, budget=per_turn - 1) == []
+
+
+def test_token_estimate_counts_non_latin_text_generously() -> None:
+    assert estimate_tokens("hello world") < estimate_tokens("こんにちは世界")
+    assert estimate_tokens("a" * 4000) == 1000 + 4
+
+
+async def test_history_sent_to_the_model_is_trimmed_at_the_budget(chat: Chat) -> None:
+    chat.history_tokens = 400
+    chat.model.reply = "z" * 600
+    await chat.say("Activities one")
+    await chat.say("Activities two")
+    await chat.say("Activities three")
+    await chat.say("what about a fourth?")
+    contents = [m["content"] for m in chat.model.requests[-1]]
+    assert "Activities three" in contents
+    assert "Activities one" not in contents
