@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from sprout.core.messages import Incoming
+from sprout.core.messages import Incoming, Media
 
 
 def _now() -> datetime:
@@ -70,7 +70,7 @@ class InboundRow(Base):
     user_id: Mapped[str] = mapped_column(String(128), index=True)
     bot_address: Mapped[str] = mapped_column(String(128), default="")
     text: Mapped[str] = mapped_column(Text)
-    has_media: Mapped[bool] = mapped_column(default=False)
+    media: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
     received_at: Mapped[datetime]
     done: Mapped[bool] = mapped_column(default=False, index=True)
 
@@ -137,7 +137,6 @@ class Job:
 
     inbound_id: int
     incoming: Incoming
-    has_media: bool
     done: bool
     answer_id: int | None
     answer_complete: bool
@@ -189,7 +188,7 @@ class Store:
             user_id=incoming.user_id,
             bot_address=incoming.bot_address,
             text=incoming.text,
-            has_media=bool(incoming.media),
+            media=[[item.url, item.content_type] for item in incoming.media],
             received_at=incoming.received_at,
         )
         try:
@@ -222,6 +221,7 @@ class Store:
             user_id=inbound.user_id,
             text=inbound.text,
             message_id=inbound.message_id,
+            media=tuple(Media(url, content_type) for url, content_type in inbound.media),
             received_at=inbound.received_at,
             bot_address=inbound.bot_address,
         )
@@ -232,7 +232,6 @@ class Store:
         return Job(
             inbound_id=inbound.id,
             incoming=incoming,
-            has_media=inbound.has_media,
             done=inbound.done,
             answer_id=answer.id if answer else None,
             answer_complete=answer is not None and answer.completed_at is not None,

@@ -2,8 +2,8 @@ import asyncio
 
 from sprout.core.bot import Bot
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
-from sprout.core.formatting import WHATSAPP
-from sprout.core.messages import Incoming
+from sprout.core.formatting import WHATSAPP, to_whatsapp
+from sprout.core.messages import Incoming, Media
 from sprout.core.prompts import Prompts
 from sprout.core.store import ChunkState, Store
 from tests.unit.doubles import FakeLLM, RecordingSender
@@ -134,3 +134,20 @@ async def test_jobs_run_in_order_per_user_and_in_parallel_across_users() -> None
         (3, "end"),
     ]
     assert log.index(("b", 100, "start")) < log.index(("a", 1, "end"))
+
+
+async def test_a_recovered_voice_note_is_still_a_voice_note(store: Store, prompts: Prompts) -> None:
+    note = Incoming(
+        channel="whatsapp",
+        user_id="whatsapp:+1",
+        text="",
+        message_id="MM1",
+        media=(Media("https://api.twilio.com/media/1", "audio/ogg"),),
+    )
+    inbound_id = await store.record_inbound(note)
+    assert inbound_id is not None
+    job = await store.load_job(inbound_id)
+    assert job is not None and job.incoming.media == note.media
+    sender = RecordingSender()
+    await delivery(store, prompts, FakeLLM(), sender).run(inbound_id)
+    assert sender.sent == [to_whatsapp(prompts.text("media_only")).text]
