@@ -16,7 +16,7 @@ from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import ChannelSpec, Incoming
 from sprout.core.profile import LANGUAGE_NAMES, Profile
 from sprout.core.prompts import ChatMessage, Prompts
-from sprout.core.routing import Intent, route
+from sprout.core.routing import Intent, Route, route
 from sprout.core.store import Store, UserState
 
 log = get_logger(__name__)
@@ -92,31 +92,9 @@ class Bot:
             outcome.kind = None  # opted out: say nothing at all
             return
 
-        key: str | None = None
-        values: dict[str, str] = {}
-        if len(incoming.text) > self._max_input_chars:
-            key, values = "too_long", {"max_chars": str(self._max_input_chars)}
-        elif incoming.media and not incoming.text.strip():
-            key = "media_only"
-        elif request.intent in (Intent.HELP, Intent.START):
-            if state.opted_out:
-                await self._store.set_opted_out(user, False)
-            key = "help"
-        elif request.intent is Intent.STOP:
-            await self._store.set_opted_out(user, True)
-            key = "stopped"
-        elif request.intent is Intent.RESET:
-            await self._store.reset_history(user, inbound_id or 0)
-            key = "reset_done"
-        elif request.intent is Intent.FORGET:
-            await self._store.erase_user(user, keep_inbound_id=inbound_id)
-            outcome.erase_user = True
-            key = "forgotten"
-        elif request.intent is Intent.SETTINGS and not request.argument:
-            key, values = "settings", {"profile": self._summary(profile, "\n")}
-        elif request.intent in (Intent.EXPLAIN, Intent.ACTIVITIES) and not request.argument:
-            key = f"{request.intent.value}_empty"
-        if key is not None:
+        fixed = await self._command(incoming, request, state, profile, inbound_id, outcome)
+        if fixed is not None:
+            key, values = fixed
             outcome.kind = key
             for chunk in self.fixed(key, spec, lang, **values):
                 yield chunk
@@ -125,6 +103,43 @@ class Bot:
         messages, tools = self._model_request(request.intent, request.argument, profile, state)
         async for chunk in self._generate(messages, tools, spec, already_sent, user, profile):
             yield chunk
+
+    async def _command(
+        self,
+        incoming: Incoming,
+        request: Route,
+        state: UserState,
+        profile: Profile,
+        inbound_id: int | None,
+        outcome: Outcome,
+    ) -> tuple[str, dict[str, str]] | None:
+        """Do what a command or guard asks; return the fixed text (key, values) that answers
+        it, or None when the model should answer."""
+        user = incoming.user_id
+        if len(incoming.text) > self._max_input_chars:
+            return "too_long", {"max_chars": str(self._max_input_chars)}
+        if incoming.media and not incoming.text.strip():
+            return "media_only", {}
+        match request.intent:
+            case Intent.HELP | Intent.START:
+                if state.opted_out:
+                    await self._store.set_opted_out(user, False)
+                return "help", {}
+            case Intent.STOP:
+                await self._store.set_opted_out(user, True)
+                return "stopped", {}
+            case Intent.RESET:
+                await self._store.reset_history(user, inbound_id or 0)
+                return "reset_done", {}
+            case Intent.FORGET:
+                await self._store.erase_user(user, keep_inbound_id=inbound_id)
+                outcome.erase_user = True
+                return "forgotten", {}
+            case Intent.SETTINGS if not request.argument:
+                return "settings", {"profile": self._summary(profile, "\n")}
+            case Intent.EXPLAIN | Intent.ACTIVITIES if not request.argument:
+                return f"{request.intent.value}_empty", {}
+        return None
 
     def _model_request(
         self, intent: Intent, argument: str, profile: Profile, state: UserState
