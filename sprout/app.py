@@ -89,7 +89,8 @@ class Runtime:
         bot = build_bot(self.settings, self.model, self.prompts, self.store)
         channels: dict[str, Channel] = {}
         if self.settings.whatsapp_enabled:
-            channels["whatsapp"] = Channel(WHATSAPP, self._whatsapp_sender())
+            sender = self._whatsapp_sender()
+            channels["whatsapp"] = Channel(WHATSAPP, sender, lookup=sender)
         else:
             log.warning("whatsapp_disabled", reason="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set")
         delivery = Delivery(self.store, bot, channels, self.settings.hold_after_s)

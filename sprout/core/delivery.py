@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sprout.core.bot import Bot, Outcome
@@ -22,6 +23,7 @@ from sprout.core.store import ChunkState, Job, Store, StoredChunk
 log = get_logger(__name__)
 
 HOLD_SEQ = 0  # the hold message, when sent, always comes first
+LOOKUP_CLOCK_SKEW = timedelta(seconds=30)
 ERASED_KIND = "forgotten"  # the answer to "forget me": the user's rows go once it is sent
 
 
@@ -40,10 +42,19 @@ class Sender(Protocol):
         ...
 
 
+class SentLookup(Protocol):
+    async def find_sent(self, incoming: Incoming, text: str, since: datetime) -> str | None:
+        """The channel's id of `text` if it was sent to the user after `since`, else None."""
+        ...
+
+
 @dataclass(frozen=True)
 class Channel:
     spec: ChannelSpec
     sender: Sender
+    # Channels that can say what they delivered settle a send cut off by a crash exactly;
+    # others resend it (a possible duplicate rather than a loss).
+    lookup: SentLookup | None = None
 
 
 _DONE = None
@@ -72,6 +83,7 @@ class Delivery:
             return
         answer_id = job.answer_id or await self._store.start_answer(inbound_id)
         log.info("job_started", inbound=inbound_id, user=user_ref(job.incoming.user_id))
+        job = await self._settle_interrupted_sends(job, channel)
         if job.answer_complete:
             await _Sending(self._store, channel, job.incoming).resend(job.chunks)
             erase = job.answer_kind == ERASED_KIND
@@ -83,6 +95,22 @@ class Delivery:
         else:
             await self._store.finish(inbound_id)
         log.info("job_done", inbound=inbound_id, user=user_ref(job.incoming.user_id))
+
+    async def _settle_interrupted_sends(self, job: Job, channel: Channel) -> Job:
+        """A chunk left `sending` by a crash may or may not have reached the user."""
+        interrupted = [c for c in job.chunks if c.state is ChunkState.SENDING]
+        for chunk in interrupted:
+            found = None
+            if channel.lookup is not None:
+                since = chunk.created_at - LOOKUP_CLOCK_SKEW
+                found = await channel.lookup.find_sent(job.incoming, chunk.body, since)
+            state = ChunkState.SENT if found else ChunkState.PENDING
+            await self._store.mark_chunk(chunk.id, state, provider_id=found)
+        if not interrupted:
+            return job
+        settled = await self._store.load_job(job.inbound_id)
+        assert settled is not None
+        return settled
 
     async def _generate_and_send(self, job: Job, answer_id: int, channel: Channel) -> Outcome:
         await self._store.drop_unsent(answer_id)
@@ -156,6 +184,7 @@ class _Sending:
         if self._blocked is not None:
             await self._store.mark_chunk(chunk_id, ChunkState.FAILED, error=self._blocked)
             return
+        await self._store.mark_chunk(chunk_id, ChunkState.SENDING)
         try:
             provider_id = await self._channel.sender.send(self._incoming, text)
         except SendError as error:

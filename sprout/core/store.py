@@ -35,12 +35,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 # Twilio's status callbacks can arrive out of order; never step back from a later state.
 _STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 
 
 class ChunkState(enum.StrEnum):
     PENDING = "pending"
+    SENDING = "sending"  # handed to the channel; if we crash now, ask the channel what it got
     SENT = "sent"
     FAILED = "failed"
 
@@ -113,6 +119,7 @@ class StoredChunk:
     body: str
     source: str
     state: ChunkState
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -226,7 +233,9 @@ class Store:
             bot_address=inbound.bot_address,
         )
         chunks = tuple(
-            StoredChunk(c.id, c.seq, c.is_hold, c.body, c.source, ChunkState(c.state))
+            StoredChunk(
+                c.id, c.seq, c.is_hold, c.body, c.source, ChunkState(c.state), _aware(c.created_at)
+            )
             for c in (answer.chunks if answer else [])
         )
         return Job(

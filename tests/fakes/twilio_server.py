@@ -13,7 +13,8 @@ import base64
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiohttp import hdrs, web
 
@@ -34,6 +35,7 @@ class SentMessage:
     at: float
     status_callback: str | None = None
     media_urls: tuple[str, ...] = ()
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class FakeTwilio(FakeService):
     ) -> None:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account_sid}/Messages.json", self._create)
+        app.router.add_get("/2010-04-01/Accounts/{account_sid}/Messages.json", self._list)
         super().__init__(app, port)
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -168,6 +171,32 @@ class FakeTwilio(FakeService):
             message_resource(self.account_sid, sid, to, from_, body, fields, num_media=len(media)),
             status=201,
         )
+
+    async def _list(self, request: web.Request) -> web.Response:
+        """Read Messages, newest first, filtered by To, From and ``DateSent>`` like the API."""
+        if not self._authorised(request):
+            return twilio_error(401, 20003)
+        query = request.query
+        after = query.get("DateSent>")
+        since = datetime.fromisoformat(after.replace("Z", "+00:00")) if after else None
+        found = [
+            m
+            for m in reversed(self.messages)
+            if query.get("To", m.to) == m.to
+            and query.get("From", m.from_) == m.from_
+            and (since is None or m.created >= since)
+        ]
+        uri = request.path
+        records = [
+            message_resource(self.account_sid, m.sid, m.to, m.from_, m.body, {}, len(m.media_urls))
+            for m in found
+        ]
+        page = {
+            "messages": records, "first_page_uri": uri, "next_page_uri": None,
+            "previous_page_uri": None, "page": 0, "page_size": len(records), "start": 0,
+            "end": max(len(records) - 1, 0), "uri": uri,
+        }  # fmt: skip
+        return web.json_response(page)
 
 
 def main() -> None:

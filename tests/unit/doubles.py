@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sprout.core.delivery import SendError
 from sprout.core.llm import ModelError, ToolCall, Tools
@@ -49,6 +50,9 @@ class FakeLLM:
 class RecordingSender:
     sent: list[str] = field(default_factory=list)
     fail_permanently: bool = False
+
+    async def find_sent(self, incoming: Incoming, text: str, since: datetime) -> str | None:
+        return f"id{self.sent.index(text) + 1}" if text in self.sent else None
 
     async def send(self, incoming: Incoming, text: str) -> str:
         if self.fail_permanently:

@@ -151,3 +151,37 @@ async def test_a_recovered_voice_note_is_still_a_voice_note(store: Store, prompt
     sender = RecordingSender()
     await delivery(store, prompts, FakeLLM(), sender).run(inbound_id)
     assert sender.sent == [to_whatsapp(prompts.text("media_only")).text]
+
+
+async def _interrupted_while_sending(store: Store) -> int:
+    """An answer whose second chunk was handed to the channel when the process died."""
+    inbound_id = await store.record_inbound(incoming())
+    assert inbound_id is not None
+    answer_id = await store.start_answer(inbound_id)
+    first = await store.add_chunk(answer_id, 1, "one", "one")
+    second = await store.add_chunk(answer_id, 2, "two", "two")
+    await store.add_chunk(answer_id, 3, "three", "three")
+    await store.mark_chunk(first, ChunkState.SENT)
+    await store.mark_chunk(second, ChunkState.SENDING)
+    await store.complete_answer(answer_id, "one\n\ntwo\n\nthree")
+    return inbound_id
+
+
+async def test_a_send_cut_off_by_a_crash_is_not_repeated_when_the_channel_has_it(
+    store: Store, prompts: Prompts
+) -> None:
+    inbound_id = await _interrupted_while_sending(store)
+    sender = RecordingSender(sent=["one", "two"])  # the channel did get "two"
+    channel = Channel(WHATSAPP, sender, lookup=sender)
+    bot = Bot(FakeLLM(), prompts, store)
+    await Delivery(store, bot, {"whatsapp": channel}).run(inbound_id)
+    assert sender.sent == ["one", "two", "three"]
+
+
+async def test_a_send_cut_off_by_a_crash_is_repeated_when_unknown(
+    store: Store, prompts: Prompts
+) -> None:
+    inbound_id = await _interrupted_while_sending(store)
+    sender = RecordingSender()
+    await delivery(store, prompts, FakeLLM(), sender).run(inbound_id)
+    assert sender.sent == ["two", "three"]

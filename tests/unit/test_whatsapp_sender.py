@@ -1,6 +1,7 @@
 """The Twilio sender against the fake Twilio REST API, through the real twilio client."""
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -72,3 +73,10 @@ async def test_a_twilio_outage_gives_up_as_transient(
         await sender.send(USER, "Nobody home")
     assert not failure.value.permanent
     assert fake.messages == []
+
+
+async def test_an_interrupted_send_can_be_looked_up(sender: TwilioSender, fake: FakeTwilio) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    sid = await sender.send(USER, "Part two")
+    assert await sender.find_sent(USER, "Part two", since) == sid
+    assert await sender.find_sent(USER, "Part three", since) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -24,6 +25,7 @@ from sprout.core.messages import Incoming
 
 TWILIO_API = "https://api.twilio.com"
 MAX_RETRY_AFTER_S = 30.0
+RECENT = 20  # messages to look back through when settling an interrupted send
 
 # Set by the HTTP client in the task that made the request, read by that task's retry wait:
 # TwilioRestException drops the response headers, and the client is shared between tasks.
@@ -112,6 +114,17 @@ class TwilioSender:
                 f"twilio unreachable: {type(error).__name__}", permanent=False
             ) from error
         return str(message.sid)
+
+    async def find_sent(self, incoming: Incoming, text: str, since: datetime) -> str | None:
+        """Whether Twilio accepted `text` for this user: settles a send cut off by a crash."""
+        recent = await self._client.messages.list_async(
+            to=incoming.user_id, from_=self._from or incoming.bot_address, limit=RECENT
+        )
+        for message in recent:
+            created = message.date_created
+            if message.body == text and (created is None or created >= since):
+                return str(message.sid)
+        return None
 
 
 def twilio_client(account_sid: str, auth_token: str, base_url: str) -> Client:
