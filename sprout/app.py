@@ -9,6 +9,8 @@ from typing import Any
 
 import openai
 
+from sprout.channels.telegram.bot import TelegramChannel
+from sprout.channels.telegram.sender import TELEGRAM_STREAMING, TelegramSender
 from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
 from sprout.core.bot import Bot
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
@@ -42,6 +44,12 @@ def startup_summary(settings: Settings, address: str) -> str:
             lines.append("        the request URL and X-Forwarded-* headers")
     else:
         lines.append("  WhatsApp: off (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN; see README)")
+    if settings.telegram_bot_token is None:
+        lines.append("  Telegram: off (set TELEGRAM_BOT_TOKEN; see README)")
+    elif settings.telegram_webhook_secret and settings.public_url:
+        lines.append("  Telegram: webhook POST /telegram")
+    else:
+        lines.append("  Telegram: polling")
     lines.append("  Try it in a terminal, no phone needed: .venv/bin/sprout chat")
     return "\n".join(lines)
 
@@ -80,6 +88,10 @@ class Runtime:
         self.model: ChatModel | None = None
         self.dispatcher: InProcessDispatcher | None = None
         self._twilio: Any = None
+        # Built now (no network yet) so the Quart app can route its webhook to it.
+        self.telegram = (
+            TelegramChannel(settings, self.accept) if settings.telegram_bot_token else None
+        )
 
     async def start(self) -> None:
         await self.store.create_schema()
@@ -93,9 +105,16 @@ class Runtime:
             channels["whatsapp"] = Channel(WHATSAPP, sender, lookup=sender)
         else:
             log.warning("whatsapp_disabled", reason="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set")
+        if self.telegram is not None:
+            await self.telegram.initialize()
+            channels["telegram"] = Channel(
+                TELEGRAM_STREAMING, TelegramSender(self.telegram.bot), hold=False, coalesce=True
+            )
         delivery = Delivery(self.store, bot, channels, self.settings.hold_after_s)
         self.dispatcher = InProcessDispatcher(delivery.run)
         await self._recover()
+        if self.telegram is not None:
+            await self.telegram.start()
         log.info("started", model=self.model.name, channels=sorted(channels))
 
     def _whatsapp_sender(self) -> TwilioSender:
@@ -133,8 +152,12 @@ class Runtime:
         return True
 
     async def stop(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.stop_updates()
         if self.dispatcher is not None:
             await self.dispatcher.close()
+        if self.telegram is not None:
+            await self.telegram.shutdown()
         if self._twilio is not None:
             await close_client(self._twilio)
         if isinstance(self.model, OpenAIChatModel | DemoChatModel):

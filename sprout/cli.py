@@ -14,7 +14,17 @@ from sprout.core.messages import Incoming
 from sprout.core.settings import Settings
 
 # Third-party loggers that would otherwise write phone numbers, bodies or URLs with ids at INFO.
-_QUIET = ("twilio.http_client", "httpx", "httpcore", "openai", "hypercorn.access", "aiosqlite")
+_QUIET = (
+    "twilio.http_client",
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "openai",
+    "hypercorn.access",
+    "aiosqlite",
+    "telegram",
+    "telegram.ext",
+)
 
 
 def _setup_logging(settings: Settings) -> None:

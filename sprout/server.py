@@ -7,6 +7,7 @@ from typing import Any
 from quart import Quart, Response, jsonify
 
 from sprout.app import Runtime
+from sprout.channels.telegram.webhook import telegram_blueprint
 from sprout.channels.whatsapp.webhook import SignatureCheck, whatsapp_blueprint
 
 MAX_BODY_BYTES = 64 * 1024  # Twilio's webhook bodies are a few KB; anything bigger is not Twilio
@@ -38,12 +39,18 @@ def create_app(runtime: Runtime) -> Quart:
         async def whatsapp_off() -> tuple[str, int]:
             return "WhatsApp is not configured (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)", 503
 
+    if runtime.telegram is not None and runtime.telegram.webhook:
+        assert settings.telegram_webhook_secret is not None
+        secret = settings.telegram_webhook_secret.get_secret_value()
+        app.register_blueprint(telegram_blueprint(runtime.telegram.application, secret))
+
     @app.get("/healthz")
     async def healthz() -> tuple[Response, int]:
         report: dict[str, Any] = {
             "model": runtime.model.name if runtime.model else None,
             "demo_mode": settings.demo_mode,
             "whatsapp": settings.whatsapp_enabled,
+            "telegram": settings.telegram_bot_token is not None,
         }
         try:
             await runtime.store.ping()

@@ -23,6 +23,7 @@ from sprout.core.store import ChunkState, Job, Store, StoredChunk
 log = get_logger(__name__)
 
 HOLD_SEQ = 0  # the hold message, when sent, always comes first
+SEPARATOR = "\n\n"
 LOOKUP_CLOCK_SKEW = timedelta(seconds=30)
 ERASED_KIND = "forgotten"  # the answer to "forget me": the user's rows go once it is sent
 
@@ -55,6 +56,32 @@ class Channel:
     # Channels that can say what they delivered settle a send cut off by a crash exactly;
     # others resend it (a possible duplicate rather than a loss).
     lookup: SentLookup | None = None
+    # Whether a slow answer first gets the hold message (a channel with its own "typing…"
+    # indicator does not need one).
+    hold: bool = True
+    # Send every chunk that is ready in one call (a message that grows by edits, paced by the
+    # channel, shows them in one edit instead of queueing one edit per chunk).
+    coalesce: bool = False
+
+
+def _take_ready(
+    queue: asyncio.Queue[tuple[int, Chunk] | None],
+    batch: list[tuple[int, Chunk]],
+    spec: ChannelSpec,
+) -> tuple[tuple[int, Chunk] | None, bool]:
+    """Move the chunks already waiting into `batch` while they fit in one message together.
+    Returns the first one that did not fit (to send next) and whether the answer ended."""
+    joined = SEPARATOR.join(chunk.text for _, chunk in batch)
+    while not queue.empty():
+        item = queue.get_nowait()
+        if item is _DONE:
+            return None, True
+        candidate = joined + SEPARATOR + item[1].text
+        if spec.max_len is not None and spec.measure(candidate) > spec.max_len:
+            return item, False
+        batch.append(item)
+        joined = candidate
+    return None, False
 
 
 _DONE = None
@@ -138,18 +165,25 @@ class Delivery:
 
         producer = asyncio.create_task(produce())
         sending = _Sending(self._store, channel, job.incoming)
+        hold_due = channel.hold and not earlier
+        carry: tuple[int, Chunk] | None = None
+        finished = False
         try:
-            hold_due = not earlier
-            while True:
-                if hold_due:
-                    hold_due = False
+            while not finished:
+                item: tuple[int, Chunk] | None
+                if carry is not None:
+                    item, carry = carry, None
+                elif hold_due:
                     item = await self._first_or_hold(queue, sending, answer_id, outcome)
                 else:
                     item = await queue.get()
+                hold_due = False
                 if item is _DONE:
                     break
-                chunk_id, chunk = item
-                await sending.send(chunk_id, chunk.text)
+                batch = [item]
+                if channel.coalesce:
+                    carry, finished = _take_ready(queue, batch, channel.spec)
+                await sending.send([i for i, _ in batch], SEPARATOR.join(c.text for _, c in batch))
             await producer  # surfaces a producer crash instead of calling the job done
         finally:
             producer.cancel()
@@ -167,7 +201,7 @@ class Delivery:
         except TimeoutError:
             text = self._bot.prompts.text("hold", outcome.language)
             hold_id = await self._store.add_chunk(answer_id, HOLD_SEQ, text, is_hold=True)
-            await sending.send(hold_id, text)
+            await sending.send([hold_id], text)
             return await queue.get()
 
 
@@ -180,11 +214,12 @@ class _Sending:
         self._incoming = incoming
         self._blocked: str | None = None
 
-    async def send(self, chunk_id: int, text: str) -> None:
+    async def send(self, chunk_ids: list[int], text: str) -> None:
+        """Send `text` (one chunk, or several ready ones joined) and record the outcome."""
         if self._blocked is not None:
-            await self._store.mark_chunk(chunk_id, ChunkState.FAILED, error=self._blocked)
+            await self._mark(chunk_ids, ChunkState.FAILED, error=self._blocked)
             return
-        await self._store.mark_chunk(chunk_id, ChunkState.SENDING)
+        await self._mark(chunk_ids, ChunkState.SENDING)
         try:
             provider_id = await self._channel.sender.send(self._incoming, text)
         except SendError as error:
@@ -196,14 +231,24 @@ class _Sending:
                 error=reason,
             )
             self._blocked = reason
-            await self._store.mark_chunk(chunk_id, ChunkState.FAILED, error=reason)
+            await self._mark(chunk_ids, ChunkState.FAILED, error=reason)
             return
-        await self._store.mark_chunk(chunk_id, ChunkState.SENT, provider_id=provider_id)
+        await self._mark(chunk_ids, ChunkState.SENT, provider_id=provider_id)
+
+    async def _mark(
+        self,
+        chunk_ids: list[int],
+        state: ChunkState,
+        provider_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        for chunk_id in chunk_ids:
+            await self._store.mark_chunk(chunk_id, state, provider_id=provider_id, error=error)
 
     async def resend(self, chunks: tuple[StoredChunk, ...]) -> None:
         for chunk in chunks:
             if chunk.state is ChunkState.PENDING:
-                await self.send(chunk.id, chunk.body)
+                await self.send([chunk.id], chunk.body)
 
 
 class InProcessDispatcher:

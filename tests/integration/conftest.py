@@ -17,6 +17,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.telegram_server import FakeTelegram
 from tests.fakes.twilio_server import FakeTwilio
 
 PUBLIC_URL = "https://sprout.example.org"
@@ -48,7 +49,11 @@ class SproutServer:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "TWILIO"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OPENAI", "TWILIO", "TELEGRAM"))
+        }
         env.update(
             OPENAI_BASE_URL=self.openai.base_url,
             OPENAI_API_KEY="test-key",
@@ -151,6 +156,12 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def fake_twilio() -> Iterator[FakeTwilio]:
     with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as fake:
         yield fake
 
 

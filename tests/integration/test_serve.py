@@ -81,7 +81,10 @@ def test_without_twilio_credentials_the_server_starts_and_says_whatsapp_is_off(
     with (tmp_path / "log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "sprout.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
-            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_for_log(tmp_path / "log", "whatsapp_disabled")
@@ -97,8 +100,13 @@ def test_sprout_chat_answers_in_the_terminal(fake_openai: FakeOpenAI, tmp_path: 
     env.update(OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test-key")
     result = subprocess.run(
         [sys.executable, "-m", "sprout.cli", "chat"],
-        input="Explain how worms move\n", capture_output=True, text=True, env=env,
-        cwd=tmp_path, timeout=60, check=True,
+        input="Explain how worms move\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
     )
     assert "Worms *wriggle* to move through the soil." in result.stdout
 

@@ -1,9 +1,10 @@
 import asyncio
+from dataclasses import dataclass, replace
 
 from sprout.core.bot import Bot
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
 from sprout.core.formatting import WHATSAPP, to_whatsapp
-from sprout.core.messages import Incoming, Media
+from sprout.core.messages import Incoming, Media, utf16_len
 from sprout.core.prompts import Prompts
 from sprout.core.store import ChunkState, Store
 from tests.unit.doubles import FakeLLM, RecordingSender
@@ -185,3 +186,31 @@ async def test_a_send_cut_off_by_a_crash_is_repeated_when_unknown(
     sender = RecordingSender()
     await delivery(store, prompts, FakeLLM(), sender).run(inbound_id)
     assert sender.sent == ["two", "three"]
+
+
+@dataclass
+class SlowSender(RecordingSender):
+    """A channel that takes a while per request, like a paced Telegram edit."""
+
+    async def send(self, incoming: Incoming, text: str) -> str:
+        await asyncio.sleep(0.05)
+        return await super().send(incoming, text)
+
+
+async def test_a_coalescing_channel_gets_what_is_ready_in_one_send(
+    store: Store, prompts: Prompts
+) -> None:
+    inbound_id = await store.record_inbound(incoming())
+    assert inbound_id is not None
+    sender = SlowSender()
+    spec = replace(WHATSAPP, first_min=1, min_len=1)
+    answer = "\n\n".join(f"Paragraph {n}: splash in the puddles together." for n in range(30))
+    bot = Bot(FakeLLM(answer), prompts, store)
+    channel = Channel(spec, sender, hold=False, coalesce=True)
+    await Delivery(store, bot, {"whatsapp": channel}).run(inbound_id)
+    job = await store.load_job(inbound_id)
+    assert job is not None
+    assert len(sender.sent) < len(job.chunks), "chunks ready together went out together"
+    assert all(utf16_len(text) <= 1600 for text in sender.sent)
+    assert "".join("".join(sender.sent).split()) == "".join(answer.split())
+    assert {chunk.state for chunk in job.chunks} == {ChunkState.SENT}

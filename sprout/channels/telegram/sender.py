@@ -1,0 +1,159 @@
+"""Replies on Telegram as one message that grows by edits while the answer is written.
+
+The job hands over what is ready (one chunk, or several that became ready together: the
+channel coalesces). The first goes out with `sendMessage`; the next ones are appended to that
+message with `editMessageText` while it stays within Telegram's 4096 UTF-16 units, else they
+start a new message. Requests are paced to about one a second per chat, and `send` returns
+only once Telegram shows the text, so what the job records as sent is on the user's screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import TypeVar
+
+from telegram import Bot
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from sprout.core.delivery import SendError
+from sprout.core.formatting import TELEGRAM
+from sprout.core.logs import get_logger
+from sprout.core.messages import ChannelSpec, Incoming, utf16_len
+
+log = get_logger(__name__)
+
+MAX_LEN = 4096  # UTF-16 code units, Telegram's limit for one message
+MAX_RETRY_AFTER_S = 60.0
+SEPARATOR = "\n\n"
+
+# Every complete Markdown block is a chunk as soon as it is written: the message grows by blocks.
+TELEGRAM_STREAMING = ChannelSpec(
+    "telegram", MAX_LEN, utf16_len, TELEGRAM.render, first_min=1, min_len=1
+)
+
+T = TypeVar("T")
+
+
+def chat_id_of(user_id: str) -> int:
+    return int(user_id.removeprefix("telegram:"))
+
+
+def retry_after_s(error: RetryAfter) -> float:
+    """`retry_after` is an int in v22 by default (with a deprecation warning), a timedelta
+    with PTB_TIMEDELTA set, and a timedelta only in later versions: accept both, quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def _not_modified(error: TelegramError) -> bool:
+    return isinstance(error, BadRequest) and "not modified" in error.message.lower()
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, RetryAfter):
+        return True
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
+@dataclass
+class _Answer:
+    key: str  # the incoming message_id this answers
+    message_id: int  # the Telegram message that grows
+    text: str  # what it shows
+
+
+@dataclass
+class _Chat:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next_at: float = 0.0  # monotonic time of the next allowed request
+    answer: _Answer | None = None
+
+
+class TelegramSender:
+    def __init__(
+        self,
+        bot: Bot,
+        edit_interval_s: float = 1.0,
+        attempts: int = 5,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self._bot = bot
+        self._interval = edit_interval_s
+        self._attempts = attempts
+        self._backoff = wait_random_exponential(multiplier=backoff_s, max=MAX_RETRY_AFTER_S)
+        # One entry per chat with an answer in progress: jobs run one at a time per user.
+        self._chats: dict[int, _Chat] = {}
+
+    async def send(self, incoming: Incoming, text: str) -> str:
+        chat_id = chat_id_of(incoming.user_id)
+        chat = self._chats.setdefault(chat_id, _Chat())
+        answer = chat.answer if chat.answer and chat.answer.key == incoming.message_id else None
+        if answer is not None and utf16_len(answer.text + SEPARATOR + text) <= MAX_LEN:
+            grown = answer.text + SEPARATOR + text
+            edit = partial(
+                self._bot.edit_message_text,
+                grown,
+                chat_id=chat_id,
+                message_id=answer.message_id,
+                parse_mode=ParseMode.HTML,
+            )
+            await self._call(chat, edit)
+            answer.text = grown
+            return str(answer.message_id)
+        send = partial(self._bot.send_message, chat_id, text, parse_mode=ParseMode.HTML)
+        message = await self._call(chat, send)
+        if message is None:
+            raise SendError("telegram sendMessage returned nothing", permanent=False)
+        chat.answer = _Answer(incoming.message_id, message.message_id, text)
+        return str(message.message_id)
+
+    async def _call(self, chat: _Chat, request: Callable[[], Awaitable[T]]) -> T | None:
+        """One Bot API request, paced per chat; retried on flood control and network errors.
+        "Message is not modified" means the text is already there: success (returns None)."""
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._attempts),
+                wait=self._wait,
+                retry=retry_if_exception(_transient),
+                reraise=True,
+            ):
+                with attempt:
+                    async with chat.lock:
+                        await asyncio.sleep(max(0.0, chat.next_at - time.monotonic()))
+                        try:
+                            return await request()
+                        except RetryAfter as error:
+                            chat.next_at = time.monotonic() + retry_after_s(error)
+                            raise
+                        finally:
+                            chat.next_at = max(chat.next_at, time.monotonic() + self._interval)
+        except TelegramError as error:
+            if _not_modified(error):
+                return None
+            reason = f"telegram {type(error).__name__}: {error.message[:120]}"
+            raise SendError(reason, permanent=not _transient(error)) from error
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetryAfter):
+            return 0.0  # the pacing before the next attempt already waits retry_after
+        return float(self._backoff(state))

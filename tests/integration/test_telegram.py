@@ -1,0 +1,115 @@
+"""A caregiver on Telegram, end to end: `sprout serve` against the fake Bot API and model."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from sprout.core.formatting import to_telegram_html
+from sprout.core.messages import utf16_len
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.telegram_server import BotMessage, FakeTelegram, html_problem
+from tests.integration.conftest import PUBLIC_URL, SproutServer
+from tests.integration.test_whatsapp import ACTIVITIES, squashed
+
+pytestmark = pytest.mark.integration
+
+SECRET = "webhook-s3cret"
+SKY = "The sky looks **blue** because sunlight bounces off the air. ☀️"
+
+
+def telegram_env(fake: FakeTelegram, **extra: str) -> dict[str, str]:
+    return {"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url, **extra}
+
+
+def answered(fake: FakeTelegram, chat: int, n: int = 1) -> list[BotMessage]:
+    def check() -> list[BotMessage]:
+        messages = fake.messages(chat)
+        return messages if len(messages) >= n else []
+
+    return fake.wait_for(check, 15, "answer")
+
+
+def test_polling_answers_commands_once(
+    fake_telegram: FakeTelegram,  # first: it must outlive the server
+    server_factory: Callable[..., SproutServer],
+    fake_openai: FakeOpenAI,
+) -> None:
+    server = server_factory(**telegram_env(fake_telegram))
+    assert fake_telegram.calls_to("deleteWebhook"), "polling starts by removing any webhook"
+    fake_telegram.push_text(1, "/start")
+    [help_message] = answered(fake_telegram, 1)
+    assert "<b>Sprout</b>" in help_message.text and "**" not in help_message.text
+    assert "Explain" in help_message.text and "Activities" in help_message.text
+    [typing] = fake_telegram.calls_to("sendChatAction")
+    assert typing.params["action"] == "typing" and typing.params["chat_id"] == "1"
+
+    fake_openai.set_reply(SKY)
+    update = fake_telegram.text_update(2, "/explain why is the sky blue?")
+    fake_telegram.push_update(update, update)  # redelivered: the same update_id twice
+    [answer] = answered(fake_telegram, 2)
+    assert answer.text == to_telegram_html(SKY).text
+    assert fake_openai.requests[-1]["messages"][-1]["content"].endswith("why is the sky blue?")
+    time.sleep(1.0)
+    assert len(fake_telegram.messages(2)) == 1 and len(fake_openai.requests) == 1
+    log = server.log()
+    assert fake_telegram.token not in log and "sky" not in log, "no secrets or texts in logs"
+
+
+def test_a_long_answer_grows_by_edits_and_arrives_whole(
+    fake_telegram: FakeTelegram,  # first: it must outlive the server
+    server_factory: Callable[..., SproutServer],
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.set_reply(ACTIVITIES)
+    fake_openai.set_speed(ttft=0.1, tokens_per_s=400)
+    server_factory(**telegram_env(fake_telegram))
+    fake_telegram.fail_next("editMessageText", 429, retry_after=1)
+    fake_telegram.push_text(5, "Activities dinosaurs")
+    expected = squashed(to_telegram_html(ACTIVITIES).text)
+
+    def complete() -> list[BotMessage]:
+        messages = fake_telegram.messages(5)
+        return messages if squashed("".join(m.text for m in messages)) == expected else []
+
+    messages = fake_telegram.wait_for(complete, 30, "complete answer")
+    assert len(messages) >= 2, "longer than one Telegram message"
+    edits = fake_telegram.calls_to("editMessageText")
+    assert edits[0].status == 429 and len([e for e in edits if e.status == 200]) > 1
+    for message in messages:
+        assert len(message.history) > 1 or message is messages[-1]
+        for version in message.history:
+            assert utf16_len(version) <= 4096
+            assert html_problem(version) is None, version
+    assert messages[0].history[0].startswith("<b>Conversations</b>")
+    started = fake_telegram.calls_to("sendMessage")[0].at
+    assert edits[-1].at - started > 1.0, "the message grew while the answer was written"
+
+
+def test_webhook_mode_checks_the_secret(
+    fake_telegram: FakeTelegram,  # first: it must outlive the server
+    server_factory: Callable[..., SproutServer],
+    fake_openai: FakeOpenAI,
+) -> None:
+    server = server_factory(**telegram_env(fake_telegram, TELEGRAM_WEBHOOK_SECRET=SECRET))
+    webhook = fake_telegram.webhook
+    assert webhook["url"] == f"{PUBLIC_URL}/telegram" and webhook["secret_token"] == SECRET
+    assert not fake_telegram.calls_to("getUpdates")
+    fake_openai.set_reply(SKY)
+    url = f"{server.url}/telegram"
+    update = fake_telegram.text_update(9, "Explain why is the sky blue?")
+    for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+        assert httpx.post(url, json=update, headers=headers, timeout=10).status_code == 403
+    good = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    bad = httpx.post(url, content=b"{not json", headers=good, timeout=10)
+    assert bad.status_code == 400
+    assert httpx.post(url, json={"message": {}}, headers=good, timeout=10).status_code == 400
+    for _ in range(2):  # Telegram retries when it does not hear back in time
+        assert httpx.post(url, json=update, headers=good, timeout=10).status_code == 200
+    [answer] = answered(fake_telegram, 9)
+    assert answer.text == to_telegram_html(SKY).text
+    time.sleep(0.5)
+    assert len(fake_telegram.messages(9)) == 1 and len(fake_openai.requests) == 1
