@@ -27,7 +27,7 @@ _SENTENCE_ENDS = (".", "!", "?", "…")
 # Markers that markdown-it left as text (`**bold **`, `##Title`) are glitches, not content.
 _LEFTOVER = regex.compile(r"\*\*+|__+|~~+|##+")
 _BR = regex.compile(r"<br\s*/?>", regex.IGNORECASE)
-_WHATSAPP_PAIRS = {"strong": ("*", "*"), "em": ("_", "_"), "s": ("~", "~"), "code": ("```", "```")}
+_WHATSAPP_PAIRS = {"strong": ("*", "*"), "em": ("_", "_"), "s": ("~", "~"), "code": ("`", "`")}
 _TELEGRAM_PAIRS = {
     "strong": ("<b>", "</b>"),
     "em": ("<i>", "</i>"),
@@ -369,7 +369,7 @@ def _render(markdown: str, telegram: bool) -> Formatted:
 
 
 def to_whatsapp(markdown: str) -> Rendered:
-    """WhatsApp text: `*bold*`, `_italic_`, `~strike~`, ```` ``` ```` code, `•` lists."""
+    """WhatsApp text: `*bold*`, `_italic_`, `~strike~`, `` `code` ``, ```` ``` ```` blocks, `•`."""
     return _render(markdown, telegram=False)
 
 

@@ -97,7 +97,7 @@ def test_links() -> None:
 
 def test_code() -> None:
     md = "Use `print(1 < 2)` here.\n\n```python\nif a < b:\n    pass\n```"
-    assert to_whatsapp(md).text == "Use ```print(1 < 2)``` here.\n\n```if a < b:\n    pass```"
+    assert to_whatsapp(md).text == "Use `print(1 < 2)` here.\n\n```if a < b:\n    pass```"
     assert to_telegram_html(md).text == (
         "Use <code>print(1 &lt; 2)</code> here.\n\n"
         '<pre><code class="language-python">if a &lt; b:\n    pass</code></pre>'
@@ -205,7 +205,7 @@ def test_markdownish_soup_never_leaks_double_markers_or_bad_html(markdown: str) 
     assert isinstance(whatsapp, Formatted)
     outside_code = whatsapp.text
     for span in reversed(whatsapp.spans):  # code keeps whatever it holds
-        if span.opener == "```":
+        if span.opener in ("`", "```"):
             outside_code = outside_code[: span.start] + " " + outside_code[span.end :]
     assert "**" not in outside_code
     for at in whatsapp.breaks:
