@@ -176,7 +176,7 @@ class Bot:
         that still fails, possibly mid-answer, is tried again from what was already yielded."""
         delivered = [already_sent] if already_sent else []
         for attempt in range(1, self._attempts + 1):
-            chunker = Chunker(spec, spec.first_min, spec.min_len)
+            chunker = Chunker(spec)
             try:
                 request = self._continuation(messages, "\n\n".join(delivered))
                 async for item in self.model.stream(request, tools):

@@ -161,10 +161,12 @@ class Chunker:
     (first chunk) or `min_len` (later ones), or when the next block would not fit.
     """
 
-    def __init__(self, spec: ChannelSpec, first_min: int = 200, min_len: int = 700) -> None:
+    def __init__(
+        self, spec: ChannelSpec, first_min: int | None = None, min_len: int | None = None
+    ) -> None:
         self._spec = spec
-        self._first_min = first_min
-        self._min_len = min_len
+        self._first_min = spec.first_min if first_min is None else first_min
+        self._min_len = spec.min_len if min_len is None else min_len
         self._text = ""  # the markdown so far, newlines normalised
         self._pos = 0  # where the markdown not yet packed starts
         self._carry = ""  # a final "\r" whose "\n" may be in the next delta
