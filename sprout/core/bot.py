@@ -85,8 +85,9 @@ class Bot:
         user = incoming.user_id
         state = await self._store.user_state(user, inbound_id or _LATEST, HISTORY_KINDS)
         profile = _profile(state.profile)
-        lang = outcome.language = profile.language
         request = route(incoming.text, state.first_contact)
+        # Fixed texts: the profile's language, else the one the user's command word is in.
+        lang = outcome.language = profile.language or request.language
         outcome.kind = request.intent.value
         if state.opted_out and request.intent is not Intent.START:
             outcome.kind = None  # opted out: say nothing at all

@@ -31,6 +31,22 @@ class Intent(enum.Enum):
 class Route:
     intent: Intent
     argument: str = ""
+    language: str | None = None  # the language of the command word, when it tells one
+
+
+# Command words that say which language the user writes in, for the fixed texts.
+_LANGUAGE_OF = {
+    **dict.fromkeys(
+        ["explica", "explicame", "explícame", "actividad", "actividades", "ajustes", "hola",
+         "ayuda", "nuevo", "olvidame", "olvídame", "borra mis datos", "parar", "empezar"],
+        "es",
+    ),
+    **dict.fromkeys(
+        ["esbonia", "gweithgaredd", "gweithgareddau", "gosodiadau", "shwmae", "helo", "newydd",
+         "anghofia fi", "dilea fy nata", "stopio", "dechrau"],
+        "cy",
+    ),
+}  # fmt: skip
 
 
 # Commands that take the rest of the message as their argument, by their first word.
@@ -68,10 +84,11 @@ def route(text: str, first_contact: bool = False) -> Route:
     useful answer: it says what Sprout can do."""
     whole = _NOT_WORDS.sub(" ", text).strip().casefold()
     if whole in _WHOLE_MESSAGES:
-        return Route(_WHOLE_MESSAGES[whole])
+        return Route(_WHOLE_MESSAGES[whole], language=_LANGUAGE_OF.get(whole))
     match = _COMMAND.match(text)
-    if match is not None and match["word"].casefold() in _LEADING_WORDS:
-        return Route(_LEADING_WORDS[match["word"].casefold()], match["rest"].strip())
+    word = match["word"].casefold() if match else ""
+    if match is not None and word in _LEADING_WORDS:
+        return Route(_LEADING_WORDS[word], match["rest"].strip(), _LANGUAGE_OF.get(word))
     if first_contact or not whole:
         return Route(Intent.HELP)
     return Route(Intent.CHAT, text.strip())

@@ -175,3 +175,8 @@ async def test_history_sent_to_the_model_is_trimmed_at_the_budget(chat: Chat) ->
     contents = [m["content"] for m in chat.model.requests[-1]]
     assert "Activities three" in contents
     assert "Activities one" not in contents
+
+
+async def test_a_spanish_greeting_gets_the_spanish_help(chat: Chat) -> None:
+    [reply] = await chat.say("Hola")
+    assert reply.startswith("Hola, soy")

@@ -63,3 +63,11 @@ def test_stop_only_as_a_whole_message() -> None:
 
 def test_settings_with_words_carries_them() -> None:
     assert route("settings: my son is 2") == Route(Intent.SETTINGS, "my son is 2")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("Hola", "es"), ("Explica la lluvia", "es"), ("Shwmae", "cy"), ("Explain rain", None)],
+)
+def test_command_words_tell_the_language_of_fixed_texts(text: str, language: str | None) -> None:
+    assert route(text).language == language
