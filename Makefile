@@ -21,18 +21,21 @@ $(VENV)/.dev: requirements-dev.lock pyproject.toml | $(BIN)/python
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@ $(VENV)/.run
 
+# The web page runs beside the server; Ctrl-C (or the server exiting) stops both.
 run: $(VENV)/.run
-	$(BIN)/sprout serve
+	@trap 'kill $$web 2>/dev/null' EXIT INT TERM; $(BIN)/sprout web & web=$$!; $(BIN)/sprout serve
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check sprout tests $(wildcard bench)
 	$(BIN)/mypy
 
 test: lint
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/pytest
 
 bench: $(VENV)/.dev
-	$(BIN)/python -m bench
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Regenerate the hash-pinned lock files after changing dependencies in pyproject.toml.
 lock:

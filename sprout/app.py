@@ -19,6 +19,7 @@ from sprout.core.llm import ChatModel, DemoChatModel, OpenAIChatModel
 from sprout.core.logs import get_logger
 from sprout.core.messages import Incoming
 from sprout.core.prompts import Prompts, load_prompts
+from sprout.core.ratelimit import RateLimit
 from sprout.core.settings import Settings
 from sprout.core.store import Store
 
@@ -74,6 +75,7 @@ def build_bot(settings: Settings, model: ChatModel, prompts: Prompts, store: Sto
         store,
         max_input_chars=settings.max_input_chars,
         history_tokens=settings.history_tokens,
+        rate_limit=RateLimit(settings.rate_limit) if settings.rate_limit else None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import uuid
@@ -102,6 +103,16 @@ async def _chat(settings: Settings, channel: str) -> None:
         await store.close()
 
 
+def _web(host: str, port: int) -> None:
+    """Replace this process with the Streamlit server for the page (so signals reach it)."""
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent / "channels" / "web" / "app.py"
+    args = ["streamlit", "run", str(page), "--server.port", str(port), "--server.address", host]
+    args += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    os.execv(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - fixed argv, no shell
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sprout", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         default="whatsapp",
         help="render and cut answers as this channel does",
     )
+    web = commands.add_parser("web", help="run the research web page (Streamlit)")
+    web.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines in")
+    web.add_argument("--port", type=int, default=8501)
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -124,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_serve(settings, args.host, args.port or settings.port))
     elif args.command == "chat":
         asyncio.run(_chat(settings, args.channel))
+    elif args.command == "web":
+        _web(args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import ChannelSpec, Incoming
 from sprout.core.profile import LANGUAGE_NAMES, Profile
 from sprout.core.prompts import ChatMessage, Prompts
+from sprout.core.ratelimit import RateLimit, Verdict
 from sprout.core.routing import Intent, Route, route
 from sprout.core.store import Store, UserState
 
@@ -24,6 +25,8 @@ log = get_logger(__name__)
 DEFAULT_AGE = "3 years old"
 DEFAULT_ACTIVITY_AGE = "3–4 years old"
 HISTORY_KINDS = frozenset({Intent.EXPLAIN.value, Intent.ACTIVITIES.value, Intent.CHAT.value})
+# Privacy commands work however fast someone writes.
+_ALWAYS_ALLOWED = frozenset({Intent.STOP, Intent.START, Intent.FORGET})
 _LATEST = sys.maxsize  # answering outside the job log: every stored turn is history
 
 
@@ -46,6 +49,7 @@ class Bot:
         history_tokens: int = 3000,
         model_attempts: int = 2,
         retry_wait_s: float = 1.0,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.model = model
         self.prompts = prompts
@@ -54,6 +58,7 @@ class Bot:
         self._history_tokens = history_tokens
         self._attempts = model_attempts
         self._retry_wait_s = retry_wait_s
+        self._rate_limit = rate_limit
 
     async def answer(self, incoming: Incoming, spec: ChannelSpec) -> AsyncIterator[str]:
         """Each chunk's text as soon as it is complete, rendered and within the channel limit."""
@@ -92,6 +97,15 @@ class Bot:
         if state.opted_out and request.intent is not Intent.START:
             outcome.kind = None  # opted out: say nothing at all
             return
+        if self._rate_limit is not None and request.intent not in _ALWAYS_ALLOWED:
+            verdict = await self._rate_limit.check(user)
+            if verdict is not Verdict.ALLOW:
+                log.info("rate_limited", user=user_ref(user), notified=verdict is Verdict.NOTIFY)
+                outcome.kind = "slow_down" if verdict is Verdict.NOTIFY else None
+                if verdict is Verdict.NOTIFY:
+                    for chunk in self.fixed("slow_down", spec, lang):
+                        yield chunk
+                return
 
         fixed = await self._command(incoming, request, state, profile, inbound_id, outcome)
         if fixed is not None:

@@ -15,6 +15,7 @@ from sprout.core.history import estimate_tokens, recent_history
 from sprout.core.llm import ToolCall
 from sprout.core.messages import Incoming
 from sprout.core.prompts import Prompts
+from sprout.core.ratelimit import RateLimit
 from sprout.core.store import Base, Store, Turn
 from tests.unit.doubles import FakeLLM, RecordingSender
 
@@ -180,3 +181,23 @@ async def test_history_sent_to_the_model_is_trimmed_at_the_budget(chat: Chat) ->
 async def test_a_spanish_greeting_gets_the_spanish_help(chat: Chat) -> None:
     [reply] = await chat.say("Hola")
     assert reply.startswith("Hola, soy")
+
+
+async def test_too_many_messages_get_one_notice_then_quiet(store: Store, prompts: Prompts) -> None:
+    chat = Chat(store, prompts)
+    chat.model.reply = "An answer."
+    limited = Bot(chat.model, prompts, store, rate_limit=RateLimit("3/minute"))
+    replies = []
+    for n in range(5):
+        chat.count += 1
+        incoming = Incoming(
+            channel="whatsapp", user_id=USER, text=f"Explain {n}", message_id=f"R{n}"
+        )
+        inbound_id = await store.record_inbound(incoming)
+        assert inbound_id is not None
+        before = len(chat.sender.sent)
+        await Delivery(store, limited, {"whatsapp": Channel(WHATSAPP, chat.sender)}).run(inbound_id)
+        replies.append(chat.sender.sent[before:])
+    assert replies[:3] == [["An answer."]] * 3
+    assert "faster than I can answer" in replies[3][0]
+    assert replies[4] == []

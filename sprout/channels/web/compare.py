@@ -1,0 +1,226 @@
+"""What the compare view and the export show, computed without Streamlit.
+
+The web answer's measured timeline (when each chunk reached the page, and its Markdown) is
+replayed through the core's own Chunker with the WhatsApp and Telegram specs, so the bubbles
+are cut exactly as those channels cut them and timed as they would have been ready.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sprout.channels.telegram.sender import MAX_LEN as TELEGRAM_MAX_LEN
+from sprout.channels.telegram.sender import TELEGRAM_STREAMING
+from sprout.core.chunking import Chunker
+from sprout.core.delivery import SEPARATOR
+from sprout.core.formatting import WHATSAPP
+from sprout.core.messages import ChannelSpec, utf16_len
+
+TELEGRAM_EDIT_INTERVAL_S = 1.0  # TelegramSender paces its requests to about one a second
+_TAG = re.compile(r"<[^<>]*>")
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One chunk as it reached the web page, `at_s` seconds after the question was sent."""
+
+    at_s: float
+    text: str
+
+
+@dataclass
+class WebTurn:
+    """A question asked on the page and its answer's measured timeline."""
+
+    user_text: str
+    sent_at: datetime
+    arrivals: list[Arrival] = field(default_factory=list)
+    complete_s: float | None = None
+
+    @property
+    def answer_text(self) -> str:
+        return SEPARATOR.join(arrival.text for arrival in self.arrivals)
+
+    @property
+    def first_chunk_s(self) -> float | None:
+        return self.arrivals[0].at_s if self.arrivals else None
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Something that becomes visible on a channel at `at_s` (a message, or an edit)."""
+
+    at_s: float
+    text: str
+    hold: bool = False
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How one channel shows an answer: the messages it ends with and when each piece shows."""
+
+    channel: str
+    messages: tuple[str, ...]
+    pieces: tuple[Piece, ...]
+    complete_s: float | None
+
+    @property
+    def first_s(self) -> float | None:
+        return self.pieces[0].at_s if self.pieces else None
+
+    @property
+    def chars(self) -> int:
+        return sum(len(message) for message in self.messages)
+
+    def figures(self) -> dict[str, str]:
+        return {
+            "time to first visible text": _seconds(self.first_s),
+            "time to complete": _seconds(self.complete_s),
+            "messages": str(len(self.messages)),
+            "characters": str(self.chars),
+        }
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f} s"
+
+
+def replay(turn: WebTurn, spec: ChannelSpec) -> list[Piece]:
+    """Feed the web timeline to the channel's Chunker: each chunk when it would be ready.
+
+    A web chunk is whole Markdown blocks, so it is fed with the blank line that followed it;
+    a block still open at the end (a list) becomes ready when the answer completes."""
+    chunker = Chunker(spec, spec.first_min, spec.min_len)
+    pieces: list[Piece] = []
+    for arrival in turn.arrivals:
+        pieces += [Piece(arrival.at_s, c.text) for c in chunker.feed(arrival.text + SEPARATOR)]
+    end = turn.complete_s if turn.complete_s is not None else _last(turn)
+    pieces += [Piece(end, chunk.text) for chunk in chunker.finish()]
+    return pieces
+
+
+def _last(turn: WebTurn) -> float:
+    return turn.arrivals[-1].at_s if turn.arrivals else 0.0
+
+
+def web_rendering(turn: WebTurn) -> Rendering:
+    pieces = tuple(Piece(a.at_s, a.text) for a in turn.arrivals)
+    messages = (turn.answer_text,) if turn.arrivals else ()
+    return Rendering("web", messages, pieces, turn.complete_s)
+
+
+def whatsapp_rendering(turn: WebTurn, hold_after_s: float, hold_text: str) -> Rendering:
+    """WhatsApp bubbles, with the hold message first when no chunk is ready in time (as
+    Delivery sends it)."""
+    pieces = replay(turn, WHATSAPP)
+    first_ready = pieces[0].at_s if pieces else (turn.complete_s or 0.0)
+    if first_ready > hold_after_s:
+        pieces.insert(0, Piece(hold_after_s, hold_text, hold=True))
+    complete = pieces[-1].at_s if pieces else turn.complete_s
+    return Rendering("whatsapp", tuple(p.text for p in pieces), tuple(pieces), complete)
+
+
+def telegram_rendering(turn: WebTurn, interval_s: float = TELEGRAM_EDIT_INTERVAL_S) -> Rendering:
+    """One Telegram message growing by edits (a new one past 4096 UTF-16 units). Chunks ready
+    while the previous request is paced are sent together, as Delivery coalesces them."""
+    ready = replay(turn, TELEGRAM_STREAMING)
+    messages: list[str] = []
+    pieces: list[Piece] = []
+    last_request: float | None = None
+    i = 0
+    while i < len(ready):
+        taken_at = ready[i].at_s if last_request is None else max(ready[i].at_s, last_request)
+        batch = [ready[i].text]
+        i += 1
+        while i < len(ready) and ready[i].at_s <= taken_at:
+            batch.append(ready[i].text)
+            i += 1
+        sent_at = taken_at if last_request is None else max(taken_at, last_request + interval_s)
+        text = SEPARATOR.join(batch)
+        if messages and utf16_len(messages[-1] + SEPARATOR + text) <= TELEGRAM_MAX_LEN:
+            messages[-1] += SEPARATOR + text
+        else:
+            messages.append(text)
+        pieces.append(Piece(sent_at, messages[-1]))
+        last_request = sent_at
+    complete = pieces[-1].at_s if pieces else turn.complete_s
+    return Rendering("telegram", tuple(messages), tuple(pieces), complete)
+
+
+def bubbles_html(rendering: Rendering, css_class: str, strip_tags: bool = False) -> str:
+    """Phone-like bubbles. Every text is HTML-escaped: model output is never injected. Newlines
+    become <br> so the block has no blank line that would end it as HTML in Markdown."""
+    bubbles = []
+    for piece, text in zip(_message_pieces(rendering), rendering.messages, strict=True):
+        shown = html.unescape(_TAG.sub("", text)) if strip_tags else text
+        body = html.escape(shown).replace("\n", "<br>")
+        hold = " sprout-hold" if piece.hold else ""
+        bubbles.append(
+            f'<div class="sprout-bubble{hold}">{body}'
+            f'<span class="sprout-time">{piece.at_s:.2f} s</span></div>'
+        )
+    return f'<div class="sprout-phone {css_class}">{"".join(bubbles)}</div>'
+
+
+def _message_pieces(rendering: Rendering) -> list[Piece]:
+    """For each final message, the piece that completed it (its last edit)."""
+    if len(rendering.pieces) == len(rendering.messages):
+        return list(rendering.pieces)
+    last: list[Piece] = []
+    for message in rendering.messages:
+        last.append(next(p for p in reversed(rendering.pieces) if p.text == message))
+    return last
+
+
+def timeline_rows(rendering: Rendering) -> list[dict[str, Any]]:
+    return [
+        {"seconds": round(p.at_s, 3), "characters": len(p.text), "hold": p.hold}
+        for p in rendering.pieces
+    ]
+
+
+def export_rows(turns: Sequence[WebTurn]) -> list[dict[str, Any]]:
+    """One row per turn: what the CSV holds (the JSON adds each chunk's timing)."""
+    return [
+        {
+            "turn": index,
+            "user_text": turn.user_text,
+            "answer_text": turn.answer_text,
+            "sent_at": turn.sent_at.isoformat(),
+            "first_chunk_s": _rounded(turn.first_chunk_s),
+            "complete_s": _rounded(turn.complete_s),
+            "chunks": len(turn.arrivals),
+        }
+        for index, turn in enumerate(turns, start=1)
+    ]
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def export_csv(turns: Sequence[WebTurn]) -> str:
+    rows = export_rows(turns)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(_FIELDS))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+_FIELDS = ("turn", "user_text", "answer_text", "sent_at", "first_chunk_s", "complete_s", "chunks")
+
+
+def export_json(turns: Sequence[WebTurn]) -> str:
+    rows = export_rows(turns)
+    for row, turn in zip(rows, turns, strict=True):
+        row["chunk_timings"] = [{"at_s": round(a.at_s, 3), "text": a.text} for a in turn.arrivals]
+    return json.dumps({"turns": rows}, ensure_ascii=False, indent=2)

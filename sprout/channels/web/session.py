@@ -1,0 +1,156 @@
+"""The page's link to the core, without Streamlit: one background event loop that owns the
+Store, model, Bot and the real Delivery, and a sender that hands each chunk to the browser
+session that asked.
+
+Streamlit runs each script run on a thread with no event loop, and the async clients (SQLAlchemy,
+openai) belong to the loop they were made on, so everything async runs on this one loop and the
+script waits on futures (`asyncio.run_coroutine_threadsafe`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import uuid4
+
+from sprout.app import build_bot, build_model
+from sprout.channels.web.compare import Arrival, WebTurn
+from sprout.core.bot import Bot
+from sprout.core.delivery import SEPARATOR, Channel, Delivery
+from sprout.core.formatting import WEB
+from sprout.core.llm import ChatModel, DemoChatModel, OpenAIChatModel
+from sprout.core.messages import Incoming
+from sprout.core.profile import Profile
+from sprout.core.prompts import load_prompts
+from sprout.core.settings import Settings
+from sprout.core.store import Store
+
+T = TypeVar("T")
+CHANNEL = "web"
+# The web has no length limit, so each complete Markdown block is sent as soon as it is written.
+WEB_STREAMING = replace(WEB, first_min=1, min_len=1)
+ANSWER_TIMEOUT_S = 300.0  # a guard against waiting forever, far beyond the model's own retries
+
+_Item = tuple[float, str | None]  # (monotonic time it was sent, chunk text; None = answer done)
+
+
+class QueueSender:
+    """The web channel's sender: puts each chunk, with the time it was sent, on the queue of
+    the browser session that asked (thread-safe: filled on the loop, read by the script)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, queue.Queue[_Item]] = {}
+
+    def open(self, user_id: str) -> queue.Queue[_Item]:
+        self._queues[user_id] = queue.Queue()
+        return self._queues[user_id]
+
+    def end(self, user_id: str) -> None:
+        target = self._queues.pop(user_id, None)
+        if target is not None:
+            target.put((time.monotonic(), None))
+
+    async def send(self, incoming: Incoming, text: str) -> str:
+        target = self._queues.get(incoming.user_id)
+        if target is not None:
+            target.put((time.monotonic(), text))
+        return uuid4().hex
+
+
+class WebCore:
+    """The core objects for every browser session of one page server (made once, cached)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="sprout-web", daemon=True
+        )
+        self._thread.start()
+        self.sender = QueueSender()
+        self.store, self.model, self.bot, self._delivery = self.call(self._build())
+
+    async def _build(self) -> tuple[Store, ChatModel, Bot, Delivery]:
+        settings = self.settings
+        store = Store.from_url(settings.sqlalchemy_url)
+        await store.create_schema()
+        model = build_model(settings)  # the openai client is made on the loop that uses it
+        bot = build_bot(settings, model, load_prompts(settings.prompts_dir), store)
+        channel = Channel(WEB_STREAMING, self.sender, hold=False)  # the page shows a spinner
+        delivery = Delivery(store, bot, {CHANNEL: channel}, settings.hold_after_s)
+        return store, model, bot, delivery
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.submit(coro).result(ANSWER_TIMEOUT_S)
+
+    def ask(self, user_id: str, text: str) -> Answer:
+        return Answer(self, user_id, text)
+
+    async def _answer(self, incoming: Incoming) -> None:
+        try:
+            inbound_id = await self.store.record_inbound(incoming)
+            if inbound_id is not None:
+                await self._delivery.run(inbound_id)
+        finally:
+            self.sender.end(incoming.user_id)
+
+    def profile(self, user_id: str) -> Profile:
+        state = self.call(self.store.user_state(user_id, sys.maxsize, frozenset()))
+        try:
+            return Profile.model_validate(state.profile)
+        except ValueError:
+            return Profile()
+
+    def save_profile(self, user_id: str, profile: Profile) -> None:
+        self.call(self.store.save_profile(user_id, profile.model_dump()))
+
+    def hold_text(self, language: str | None) -> str:
+        return self.bot.prompts.text("hold", language)
+
+    def close(self) -> None:
+        async def shut() -> None:
+            if isinstance(self.model, OpenAIChatModel | DemoChatModel):
+                await self.model.close()
+            await self.store.close()
+
+        self.call(shut())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+class Answer:
+    """One question's answer as the page streams it: iterate for the text (what
+    `st.write_stream` reads); `turn` holds the measured timeline once iteration ends."""
+
+    def __init__(self, core: WebCore, user_id: str, text: str) -> None:
+        self.turn = WebTurn(text, datetime.now(UTC))
+        self._started = time.monotonic()
+        self._queue = core.sender.open(user_id)
+        incoming = Incoming(channel=CHANNEL, user_id=user_id, text=text, message_id=uuid4().hex)
+        self._job = core.submit(core._answer(incoming))
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            try:
+                sent, text = self._queue.get(timeout=ANSWER_TIMEOUT_S)
+            except queue.Empty:
+                raise TimeoutError("no answer from the core") from None
+            elapsed = sent - self._started
+            if text is None:
+                self.turn.complete_s = elapsed
+                break
+            self.turn.arrivals.append(Arrival(elapsed, text))
+            yield (SEPARATOR if len(self.turn.arrivals) > 1 else "") + text
+        self._job.result(ANSWER_TIMEOUT_S)  # surfaces a crash of the job

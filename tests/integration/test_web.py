@@ -1,0 +1,169 @@
+"""The research web page: Streamlit's AppTest against the fake model, and one real browser."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import sprout
+from sprout.core.chunking import chunk_markdown
+from sprout.core.formatting import WHATSAPP
+from sprout.core.messages import utf16_len
+from tests.fakes.openai_server import FakeOpenAI
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+PAGE = Path(sprout.__file__).resolve().parent / "channels" / "web" / "app.py"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ANSWER = "\n\n".join(
+    f"Rain, part {n}: clouds are full of **tiny drops** of water 💧. " + "They join up. " * 40
+    for n in range(1, 5)
+)
+QUESTION = "explain why it rains"
+
+
+@pytest.fixture
+def model() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(reply=ANSWER, tokens_per_s=2000) as fake:
+        yield fake
+
+
+@pytest.fixture
+def page(model: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    monkeypatch.setenv("OPENAI_BASE_URL", model.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("SPROUT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SPROUT_HOLD_AFTER_S", "5")
+    app = AppTest.from_file(str(PAGE), default_timeout=30)
+    app.run()
+    assert not app.exception
+    yield app
+    st.cache_resource.clear()  # closes the page's core (its on_release) before the fake stops
+
+
+def _ask(app: AppTest, question: str = QUESTION) -> None:
+    app.chat_input[0].set_value(question).run()
+    assert not app.exception, app.exception
+
+
+def test_a_question_gets_a_streamed_answer(page: AppTest) -> None:
+    _ask(page)
+    texts = [markdown.value for markdown in page.markdown]
+    assert QUESTION in texts
+    assert any("Rain, part 4" in text and "Rain, part 1" in text for text in texts)
+    assert any("first text" in caption.value for caption in page.caption)
+
+
+def test_compare_view_shows_the_whatsapp_channels_bubbles(page: AppTest) -> None:
+    _ask(page)
+    [phone] = [m.value for m in page.markdown if "sprout-whatsapp" in m.value]
+    found = re.findall(r'<div class="sprout-bubble[^"]*">(.*?)<span', phone)
+    bubbles = [html.unescape(text.replace("<br>", "\n")) for text in found]
+    expected = [chunk.text for chunk in chunk_markdown(ANSWER, WHATSAPP)]
+    assert len(expected) > 1
+    assert bubbles == expected
+    assert all(utf16_len(bubble) <= 1600 for bubble in bubbles)
+    assert any("sprout-telegram" in m.value for m in page.markdown)
+    assert any("time to first visible text" in m.value for m in page.markdown)
+
+
+def test_export_contains_the_turns(page: AppTest) -> None:
+    _ask(page)
+    _ask(page, "explain why the sea is salty")
+    table = page.dataframe[0].value
+    assert list(table["user_text"]) == [QUESTION, "explain why the sea is salty"]
+    assert table["answer_text"][0].startswith("Rain, part 1")
+    assert all(table["chunks"] == 4)
+    assert [button.label for button in page.download_button] == [
+        "Download CSV",
+        "Download JSON",
+    ]
+
+
+def test_the_sidebar_saves_the_profile(page: AppTest) -> None:
+    page.number_input(key="age_years").set_value(2)
+    page.selectbox(key="places").set_value("outdoors")
+    page.button[0].click().run()
+    assert not page.exception
+    assert page.number_input(key="age_years").value == 2
+    assert any("Profile saved" in s.value for s in page.success)
+
+
+@pytest.fixture
+def web_server(model: FakeOpenAI, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "SPROUT"))}
+    env.update(OPENAI_BASE_URL=model.base_url, OPENAI_API_KEY="test-key")
+    env.update(SPROUT_DATA_DIR=str(tmp_path))
+    with (tmp_path / "web.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sprout.cli", "web", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "web.log").read_text()
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium (make test installs it)")
+def test_a_real_browser_shows_the_answer(web_server: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab.goto(web_server)
+            box = tab.get_by_test_id("stChatInputTextArea")
+            box.fill(QUESTION)
+            box.press("Enter")
+            answer = tab.get_by_role("tabpanel", name="Chat").get_by_text("Rain, part 4")
+            expect(answer).to_be_visible(timeout=30_000)
+            tab.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+            tab.get_by_role("tab", name="Compare channels").click()
+            expect(tab.locator(".sprout-whatsapp .sprout-bubble").first).to_be_visible()
+            tab.screenshot(path=str(ARTIFACTS / "web-compare.png"), full_page=True)
+        finally:
+            browser.close()
