@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -28,6 +28,25 @@ HISTORY_KINDS = frozenset({Intent.EXPLAIN.value, Intent.ACTIVITIES.value, Intent
 # Privacy commands work however fast someone writes.
 _ALWAYS_ALLOWED = frozenset({Intent.STOP, Intent.START, Intent.FORGET})
 _LATEST = sys.maxsize  # answering outside the job log: every stored turn is history
+
+
+Preview = Callable[[str], None]
+
+
+class _Preview:
+    """Feeds a live view: model text as it streams, fixed texts as whole blocks."""
+
+    def __init__(self, on_text: Preview | None) -> None:
+        self._on_text = on_text
+        self._shown = False
+
+    def text(self, delta: str) -> None:
+        if self._on_text is not None and delta:
+            self._on_text(delta)
+            self._shown = True
+
+    def block(self, text: str) -> None:
+        self.text(("\n\n" if self._shown else "") + text)
 
 
 @dataclass
@@ -83,10 +102,13 @@ class Bot:
         inbound_id: int | None = None,
         already_sent: str = "",
         outcome: Outcome | None = None,
+        on_text: Preview | None = None,
     ) -> AsyncIterator[Chunk]:
         """The answer as chunks. `already_sent` is the part a user already has (after a crash):
-        the model is asked to continue from it instead of starting again."""
+        the model is asked to continue from it instead of starting again. `on_text`, when
+        given, also sees the answer's text as it is written, word by word (for live views)."""
         outcome = outcome or Outcome()
+        preview = _Preview(on_text)
         user = incoming.user_id
         state = await self._store.user_state(user, inbound_id or _LATEST, HISTORY_KINDS)
         profile = _profile(state.profile)
@@ -104,6 +126,7 @@ class Bot:
                 outcome.kind = "slow_down" if verdict is Verdict.NOTIFY else None
                 if verdict is Verdict.NOTIFY:
                     for chunk in self.fixed("slow_down", spec, lang):
+                        preview.block(chunk.text)
                         yield chunk
                 return
 
@@ -112,11 +135,13 @@ class Bot:
             key, values = fixed
             outcome.kind = key
             for chunk in self.fixed(key, spec, lang, **values):
+                preview.block(chunk.text)
                 yield chunk
             return
 
         messages, tools = self._model_request(request.intent, request.argument, profile, state)
-        async for chunk in self._generate(messages, tools, spec, already_sent, user, profile):
+        generation = self._generate(messages, tools, spec, already_sent, user, profile, preview)
+        async for chunk in generation:
             yield chunk
 
     async def _command(
@@ -186,6 +211,7 @@ class Bot:
         already_sent: str,
         user: str,
         profile: Profile,
+        preview: _Preview,
     ) -> AsyncIterator[Chunk]:
         """Stream the model into chunks. The SDK has already retried failed requests; a stream
         that still fails, possibly mid-answer, is tried again from what was already yielded."""
@@ -201,7 +227,10 @@ class Bot:
                             "profile_saved", spec, profile.language,
                             profile=self._summary(profile, " · "),
                         )  # fmt: skip
+                        for piece in pieces:
+                            preview.block(piece.text)
                     else:
+                        preview.text(item)
                         pieces = chunker.feed(item)
                     for chunk in pieces:
                         delivered.append(chunk.source)
@@ -215,6 +244,7 @@ class Bot:
                 if attempt < self._attempts:
                     await asyncio.sleep(self._retry_wait_s * 2 ** (attempt - 1))
         for chunk in self.fixed("apology", spec, profile.language):
+            preview.block(chunk.text)
             yield chunk
 
     async def _save_profile(self, user: str, profile: Profile, call: ToolCall) -> Profile:

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from sprout.core.bot import Bot, Outcome
@@ -59,6 +60,9 @@ class Channel:
     # Whether a slow answer first gets the hold message (a channel with its own "typing…"
     # indicator does not need one).
     hold: bool = True
+    # Shown the answer's text word by word as it is written (a live view such as the web
+    # page); chunks are still sent and recorded as usual.
+    preview: Callable[[Incoming, str], None] | None = None
     # Send every chunk that is ready in one call (a message that grows by edits, paced by the
     # channel, shows them in one edit instead of queueing one edit per chunk).
     coalesce: bool = False
@@ -151,8 +155,10 @@ class Delivery:
         async def produce() -> None:
             seq = next_seq
             try:
+                preview = channel.preview
+                on_text = partial(preview, job.incoming) if preview is not None else None
                 chunks = self._bot.chunks(
-                    job.incoming, channel.spec, job.inbound_id, already_sent, outcome
+                    job.incoming, channel.spec, job.inbound_id, already_sent, outcome, on_text
                 )
                 async for chunk in chunks:
                     chunk_id = await self._store.add_chunk(answer_id, seq, chunk.text, chunk.source)

@@ -89,3 +89,27 @@ async def test_a_failure_mid_answer_continues_from_what_was_delivered(
     assert continuation[-2]["content"] == first.strip()
     assert continuation[-1]["content"] == prompts.continue_instruction
     assert chunks[0] == first.strip()
+
+
+async def test_a_live_view_sees_the_answer_word_by_word(prompts: Prompts, store: Store) -> None:
+    model = FakeLLM("Clouds are made of tiny drops.\n\nThey fall as rain.")
+    shown: list[str] = []
+    chunks = [
+        chunk.text
+        async for chunk in Bot(model, prompts, store).chunks(
+            message("Explain rain"), WHATSAPP, on_text=shown.append
+        )
+    ]
+    assert len(shown) > len(chunks), "smaller pieces than the chunks"
+    assert "".join(shown) == "Clouds are made of tiny drops.\n\nThey fall as rain."
+
+
+async def test_a_live_view_sees_fixed_texts_whole(prompts: Prompts, store: Store) -> None:
+    shown: list[str] = []
+    chunks = [
+        c.text
+        async for c in Bot(FakeLLM(), prompts, store).chunks(
+            message("Hi"), WHATSAPP, on_text=shown.append
+        )
+    ]
+    assert shown == chunks

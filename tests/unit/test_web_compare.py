@@ -82,6 +82,13 @@ def test_web_figures() -> None:
     assert figures["messages"] == "1"
 
 
+def test_web_shows_its_first_words_before_the_first_block_is_complete() -> None:
+    turn = _turn()
+    turn.first_text_s = 0.1
+    assert web_rendering(turn).figures()["time to first visible text"] == "0.10 s"
+    assert whatsapp_rendering(turn, 5.0, "hold").first_s == 0.5
+
+
 def test_bubbles_escape_model_text() -> None:
     turn = WebTurn("q", datetime.now(UTC), [Arrival(0.1, "<script>alert(1)</script> & co")], 0.2)
     markup = bubbles_html(whatsapp_rendering(turn, 5.0, "…"), "sprout-whatsapp")

@@ -44,6 +44,7 @@ class WebTurn:
     sent_at: datetime
     arrivals: list[Arrival] = field(default_factory=list)
     complete_s: float | None = None
+    first_text_s: float | None = None  # the first words on screen (the page shows them live)
 
     @property
     def answer_text(self) -> str:
@@ -71,9 +72,12 @@ class Rendering:
     messages: tuple[str, ...]
     pieces: tuple[Piece, ...]
     complete_s: float | None
+    first_visible_s: float | None = None  # when text shows before the first piece (live text)
 
     @property
     def first_s(self) -> float | None:
+        if self.first_visible_s is not None:
+            return self.first_visible_s
         return self.pieces[0].at_s if self.pieces else None
 
     @property
@@ -114,7 +118,7 @@ def _last(turn: WebTurn) -> float:
 def web_rendering(turn: WebTurn) -> Rendering:
     pieces = tuple(Piece(a.at_s, a.text) for a in turn.arrivals)
     messages = (turn.answer_text,) if turn.arrivals else ()
-    return Rendering("web", messages, pieces, turn.complete_s)
+    return Rendering("web", messages, pieces, turn.complete_s, turn.first_text_s)
 
 
 def whatsapp_rendering(turn: WebTurn, hold_after_s: float, hold_text: str) -> Rendering:

@@ -24,7 +24,7 @@ from uuid import uuid4
 from sprout.app import build_bot, build_model
 from sprout.channels.web.compare import Arrival, WebTurn
 from sprout.core.bot import Bot
-from sprout.core.delivery import SEPARATOR, Channel, Delivery
+from sprout.core.delivery import Channel, Delivery
 from sprout.core.formatting import WEB
 from sprout.core.llm import ChatModel, DemoChatModel, OpenAIChatModel
 from sprout.core.messages import Incoming
@@ -39,12 +39,14 @@ CHANNEL = "web"
 WEB_STREAMING = replace(WEB, first_min=1, min_len=1)
 ANSWER_TIMEOUT_S = 300.0  # a guard against waiting forever, far beyond the model's own retries
 
-_Item = tuple[float, str | None]  # (monotonic time it was sent, chunk text; None = answer done)
+# (monotonic time, what, text): "text" is live text to show, "chunk" a chunk as the channel
+# sent it (for the timeline), "end" the answer is done.
+_Item = tuple[float, str, str]
 
 
 class QueueSender:
-    """The web channel's sender: puts each chunk, with the time it was sent, on the queue of
-    the browser session that asked (thread-safe: filled on the loop, read by the script)."""
+    """The web channel's sender: puts the live text and each chunk, with the time, on the queue
+    of the browser session that asked (thread-safe: filled on the loop, read by the script)."""
 
     def __init__(self) -> None:
         self._queues: dict[str, queue.Queue[_Item]] = {}
@@ -56,13 +58,19 @@ class QueueSender:
     def end(self, user_id: str) -> None:
         target = self._queues.pop(user_id, None)
         if target is not None:
-            target.put((time.monotonic(), None))
+            target.put((time.monotonic(), "end", ""))
+
+    def preview(self, incoming: Incoming, text: str) -> None:
+        self._put(incoming, "text", text)
 
     async def send(self, incoming: Incoming, text: str) -> str:
+        self._put(incoming, "chunk", text)
+        return uuid4().hex
+
+    def _put(self, incoming: Incoming, what: str, text: str) -> None:
         target = self._queues.get(incoming.user_id)
         if target is not None:
-            target.put((time.monotonic(), text))
-        return uuid4().hex
+            target.put((time.monotonic(), what, text))
 
 
 class WebCore:
@@ -84,7 +92,8 @@ class WebCore:
         await store.create_schema()
         model = build_model(settings)  # the openai client is made on the loop that uses it
         bot = build_bot(settings, model, load_prompts(settings.prompts_dir), store)
-        channel = Channel(WEB_STREAMING, self.sender, hold=False)  # the page shows a spinner
+        # The page shows a spinner, then the text word by word as it is written.
+        channel = Channel(WEB_STREAMING, self.sender, hold=False, preview=self.sender.preview)
         delivery = Delivery(store, bot, {CHANNEL: channel}, settings.hold_after_s)
         return store, model, bot, delivery
 
@@ -144,13 +153,17 @@ class Answer:
     def __iter__(self) -> Iterator[str]:
         while True:
             try:
-                sent, text = self._queue.get(timeout=ANSWER_TIMEOUT_S)
+                sent, what, text = self._queue.get(timeout=ANSWER_TIMEOUT_S)
             except queue.Empty:
                 raise TimeoutError("no answer from the core") from None
             elapsed = sent - self._started
-            if text is None:
+            if what == "end":
                 self.turn.complete_s = elapsed
                 break
-            self.turn.arrivals.append(Arrival(elapsed, text))
-            yield (SEPARATOR if len(self.turn.arrivals) > 1 else "") + text
+            if what == "chunk":
+                self.turn.arrivals.append(Arrival(elapsed, text))
+                continue
+            if self.turn.first_text_s is None:
+                self.turn.first_text_s = elapsed
+            yield text
         self._job.result(ANSWER_TIMEOUT_S)  # surfaces a crash of the job
