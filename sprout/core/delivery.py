@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
+from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
+
 from sprout.core.bot import Bot, Outcome
 from sprout.core.chunking import Chunk
 from sprout.core.logs import get_logger, user_ref
@@ -25,6 +27,7 @@ log = get_logger(__name__)
 
 HOLD_SEQ = 0  # the hold message, when sent, always comes first
 SEPARATOR = "\n\n"
+JOB_ATTEMPTS = 3
 LOOKUP_CLOCK_SKEW = timedelta(seconds=30)
 ERASED_KIND = "forgotten"  # the answer to "forget me": the user's rows go once it is sent
 
@@ -144,7 +147,8 @@ class Delivery:
         return settled
 
     async def _generate_and_send(self, job: Job, answer_id: int, channel: Channel) -> Outcome:
-        await self._store.drop_unsent(answer_id)
+        if any(c.state is ChunkState.PENDING for c in job.chunks):
+            await self._store.drop_unsent(answer_id)
         earlier = [c for c in job.chunks if c.state is not ChunkState.PENDING]
         already_sent = "\n\n".join(c.source for c in earlier if not c.is_hold)
         bodies = [c.body for c in earlier if not c.is_hold]
@@ -263,8 +267,9 @@ class InProcessDispatcher:
     A task exists only while a user has work queued, so idle users cost nothing.
     """
 
-    def __init__(self, run: Callable[[int], Awaitable[None]]) -> None:
+    def __init__(self, run: Callable[[int], Awaitable[None]], retry_wait_s: float = 1.0) -> None:
         self._run = run
+        self._retry_wait_s = retry_wait_s
         self._queues: dict[str, asyncio.Queue[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -281,9 +286,17 @@ class InProcessDispatcher:
         while not queue.empty():
             inbound_id = queue.get_nowait()
             try:
-                await self._run(inbound_id)
+                # A job resumes from what it recorded, so running it again is safe; a passing
+                # fault (a database hiccup) must not leave the user in silence.
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(JOB_ATTEMPTS),
+                    wait=wait_exponential(multiplier=self._retry_wait_s),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._run(inbound_id)
             except Exception:
-                # The message stays unfinished in the store and is retried at the next start.
+                # Still unfinished in the store: the next start-up resumes it.
                 log.exception("job_crashed", inbound=inbound_id, user=user_ref(user_id))
         del self._queues[user_id]
 

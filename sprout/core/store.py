@@ -6,7 +6,10 @@ user has and has not received.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +28,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sprout.core.messages import Incoming, Media
@@ -164,6 +172,16 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._session = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite takes one writer at a time: queueing writers here, instead of letting hundreds
+        # of jobs poll the file lock, keeps them fair and never ends in "database is locked".
+        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._one_writer is not None:
+                await stack.enter_async_context(self._one_writer)
+            yield await stack.enter_async_context(self._session.begin())
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -199,7 +217,7 @@ class Store:
             received_at=incoming.received_at,
         )
         try:
-            async with self._session.begin() as session:
+            async with self._write() as session:
                 session.add(row)
         except IntegrityError:
             return None
@@ -249,7 +267,7 @@ class Store:
         )
 
     async def start_answer(self, inbound_id: int) -> int:
-        async with self._session.begin() as session:
+        async with self._write() as session:
             existing = await session.scalar(
                 select(AnswerRow.id).where(AnswerRow.inbound_id == inbound_id)
             )
@@ -263,7 +281,7 @@ class Store:
     async def add_chunk(
         self, answer_id: int, seq: int, body: str, source: str = "", is_hold: bool = False
     ) -> int:
-        async with self._session.begin() as session:
+        async with self._write() as session:
             chunk = ChunkRow(
                 answer_id=answer_id, seq=seq, body=body, source=source, is_hold=is_hold
             )
@@ -278,7 +296,7 @@ class Store:
         provider_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        async with self._session.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(ChunkRow)
                 .where(ChunkRow.id == chunk_id)
@@ -292,7 +310,7 @@ class Store:
 
     async def drop_unsent(self, answer_id: int) -> None:
         """Forget generated-but-unsent chunks of an unfinished answer before generating again."""
-        async with self._session.begin() as session:
+        async with self._write() as session:
             rows = await session.scalars(
                 select(ChunkRow).where(
                     ChunkRow.answer_id == answer_id, ChunkRow.state == ChunkState.PENDING
@@ -303,7 +321,7 @@ class Store:
 
     async def complete_answer(self, answer_id: int, text: str, kind: str | None = None) -> None:
         """`kind` names what answered (explain, chat...); only model answers become history."""
-        async with self._session.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(AnswerRow)
                 .where(AnswerRow.id == answer_id)
@@ -341,7 +359,7 @@ class Store:
             history=tuple(reversed(turns)),
         )
 
-    async def _user(self, session: Any, user_id: str) -> UserRow:
+    async def _user(self, session: AsyncSession, user_id: str) -> UserRow:
         user: UserRow | None = await session.get(UserRow, user_id)
         if user is None:
             user = UserRow(user_id=user_id, profile={}, opted_out=False, history_after=0)
@@ -349,21 +367,21 @@ class Store:
         return user
 
     async def save_profile(self, user_id: str, profile: dict[str, Any]) -> None:
-        async with self._session.begin() as session:
+        async with self._write() as session:
             (await self._user(session, user_id)).profile = profile
 
     async def set_opted_out(self, user_id: str, opted_out: bool) -> None:
-        async with self._session.begin() as session:
+        async with self._write() as session:
             (await self._user(session, user_id)).opted_out = opted_out
 
     async def reset_history(self, user_id: str, after_inbound_id: int) -> None:
-        async with self._session.begin() as session:
+        async with self._write() as session:
             (await self._user(session, user_id)).history_after = after_inbound_id
 
     async def erase_user(self, user_id: str, keep_inbound_id: int | None = None) -> None:
         """Delete every row about a user, except (optionally) the message being answered, so
         the confirmation can still be delivered and recorded before that goes too."""
-        async with self._session.begin() as session:
+        async with self._write() as session:
             inbound = select(InboundRow.id).where(InboundRow.user_id == user_id)
             if keep_inbound_id is not None:
                 inbound = inbound.where(InboundRow.id != keep_inbound_id)
@@ -374,7 +392,7 @@ class Store:
             await session.execute(delete(UserRow).where(UserRow.user_id == user_id))
 
     async def finish(self, inbound_id: int) -> None:
-        async with self._session.begin() as session:
+        async with self._write() as session:
             await session.execute(
                 update(InboundRow).where(InboundRow.id == inbound_id).values(done=True)
             )
@@ -383,7 +401,7 @@ class Store:
         self, provider_id: str, status: str, error_code: str | None
     ) -> None:
         """What the channel later reports about a sent chunk (delivered, read, failed...)."""
-        async with self._session.begin() as session:
+        async with self._write() as session:
             chunk = await session.scalar(
                 select(ChunkRow).where(ChunkRow.provider_id == provider_id)
             )

@@ -214,3 +214,32 @@ async def test_a_coalescing_channel_gets_what_is_ready_in_one_send(
     assert all(utf16_len(text) <= 1600 for text in sender.sent)
     assert "".join("".join(sender.sent).split()) == "".join(answer.split())
     assert {chunk.state for chunk in job.chunks} == {ChunkState.SENT}
+
+
+async def test_a_job_that_fails_for_a_moment_is_run_again() -> None:
+    runs: list[int] = []
+
+    async def flaky(inbound_id: int) -> None:
+        runs.append(inbound_id)
+        if len(runs) == 1:
+            raise RuntimeError("database is locked")
+
+    dispatcher = InProcessDispatcher(flaky, retry_wait_s=0)
+    dispatcher.dispatch("a", 7)
+    await dispatcher.close()
+    assert runs == [7, 7]
+
+
+async def test_many_jobs_writing_at_once_all_finish(store: Store, prompts: Prompts) -> None:
+    sender = RecordingSender()
+    deliver = delivery(store, prompts, FakeLLM("Short answer."), sender)
+    dispatcher = InProcessDispatcher(deliver.run)
+    for n in range(200):
+        inbound_id = await store.record_inbound(
+            incoming("Explain rain", sid=f"SM{n}", user=f"+{n}")
+        )
+        assert inbound_id is not None
+        dispatcher.dispatch(f"+{n}", inbound_id)
+    await dispatcher.close(grace_s=60)
+    assert len(sender.sent) == 200
+    assert await store.unfinished() == []
