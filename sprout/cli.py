@@ -113,6 +113,31 @@ def _web(host: str, port: int) -> None:
     os.execv(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - fixed argv, no shell
 
 
+async def _read_turns(settings: Settings) -> list[dict[str, object]]:
+    from sprout.core.store import Store
+    from sprout.export import export_turns
+
+    store = Store.from_url(settings.sqlalchemy_url)
+    try:
+        await store.create_schema()
+        return await export_turns(store)
+    finally:
+        await store.close()
+
+
+def _export(settings: Settings, form: str, output: str | None) -> None:
+    from sprout.export import to_csv, to_json
+
+    rows = asyncio.run(_read_turns(settings))
+    text = to_csv(rows) if form == "csv" else to_json(rows)
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        print(f"{len(rows)} turns written to {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sprout", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     web = commands.add_parser("web", help="run the research web page (Streamlit)")
     web.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines in")
     web.add_argument("--port", type=int, default=8501)
+    export = commands.add_parser("export", help="conversations with per-message timings")
+    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -140,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_chat(settings, args.channel))
     elif args.command == "web":
         _web(args.host, args.port)
+    elif args.command == "export":
+        _export(settings, args.format, args.output)
 
 
 if __name__ == "__main__":

@@ -120,3 +120,28 @@ def _wait_for_log(path: Path, needle: str, timeout: float = 20) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"{needle!r} not logged:\n{path.read_text(errors='replace')}")
+
+
+def test_sprout_export_gives_turns_with_timings_and_no_phone_numbers(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply("Snails carry their homes on their backs.")
+    sprout.send("Explain snails")
+    fake_twilio.wait_for_messages(1, timeout=10)
+    sprout.stop()
+    result = subprocess.run(
+        [sys.executable, "-m", "sprout.cli", "export", "--format", "json"],
+        env=sprout.env(), cwd=sprout.data_dir, capture_output=True, text=True, check=True,
+        timeout=60,
+    )  # fmt: skip
+    [turn] = json.loads(result.stdout)
+    assert turn["question"] == "Explain snails"
+    assert turn["answer"] == "Snails carry their homes on their backs."
+    assert turn["messages"] == 1 and turn["first_message_s"] >= 0 and turn["complete_s"] >= 0
+    assert USER.split(":")[1] not in result.stdout
+    csv_out = subprocess.run(
+        [sys.executable, "-m", "sprout.cli", "export"],
+        env=sprout.env(), cwd=sprout.data_dir, capture_output=True, text=True, check=True,
+        timeout=60,
+    ).stdout  # fmt: skip
+    assert csv_out.splitlines()[0].startswith("user,channel,received_at,question,answer")

@@ -1,0 +1,94 @@
+"""`sprout export`: every conversation turn with its timings, as CSV or JSON, for research.
+
+User ids are pseudonymised (the same keyed hash as the logs), so an export can be shared without
+phone numbers; the message texts are what the research is about and are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from sprout.core.logs import user_ref
+from sprout.core.store import AnswerRow, ChunkRow, ChunkState, InboundRow, Store
+
+FIELDS = (
+    "user", "channel", "received_at", "question", "answer", "kind", "messages", "hold_sent",
+    "first_message_s", "complete_s",
+)  # fmt: skip
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _seconds(start: datetime, end: datetime | None) -> float | None:
+    finish = _utc(end)
+    return None if finish is None else round((finish - start).total_seconds(), 3)
+
+
+async def export_turns(store: Store) -> list[dict[str, Any]]:
+    async with store.engine.connect() as connection:
+        turns = await connection.execute(
+            select(
+                InboundRow.user_id,
+                InboundRow.channel,
+                InboundRow.received_at,
+                InboundRow.text.label("question"),
+                AnswerRow.id.label("answer_id"),
+                AnswerRow.text.label("answer"),
+                AnswerRow.kind,
+                AnswerRow.completed_at,
+            )
+            .outerjoin(AnswerRow, AnswerRow.inbound_id == InboundRow.id)
+            .order_by(InboundRow.id)
+        )
+        chunks = await connection.execute(
+            select(ChunkRow.answer_id, ChunkRow.is_hold, ChunkRow.sent_at).where(
+                ChunkRow.state == ChunkState.SENT
+            )
+        )
+    sent: dict[int, list[tuple[bool, datetime]]] = {}
+    for answer_id, is_hold, sent_at in chunks:
+        if sent_at is not None:
+            sent.setdefault(answer_id, []).append((is_hold, sent_at))
+    rows = []
+    for turn in turns:
+        received = _utc(turn.received_at)
+        assert received is not None
+        delivered = sent.get(turn.answer_id, []) if turn.answer_id is not None else []
+        answer_sent = sorted(at for hold, at in delivered if not hold)
+        rows.append(
+            {
+                "user": user_ref(turn.user_id),
+                "channel": turn.channel,
+                "received_at": received.isoformat(),
+                "question": turn.question,
+                "answer": turn.answer,
+                "kind": turn.kind,
+                "messages": len(answer_sent),
+                "hold_sent": any(hold for hold, _ in delivered),
+                "first_message_s": _seconds(received, answer_sent[0] if answer_sent else None),
+                "complete_s": _seconds(received, turn.completed_at),
+            }
+        )
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, indent=2)
