@@ -25,6 +25,13 @@ BOT_NUMBER = "whatsapp:+14155238886"
 USER = "whatsapp:+447700900001"
 
 
+def isolated_env() -> dict[str, str]:
+    """This process's environment without any Sprout setting a developer's shell may hold
+    (a DATABASE_URL or model key there must not reach the server under test)."""
+    ours = ("OPENAI", "TWILIO", "TELEGRAM", "SPROUT", "DATABASE_URL", "REDIS_URL", "PORT")
+    return {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,11 +56,7 @@ class SproutServer:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("OPENAI", "TWILIO", "TELEGRAM"))
-        }
+        env = isolated_env()
         env.update(
             OPENAI_BASE_URL=self.openai.base_url,
             OPENAI_API_KEY="test-key",

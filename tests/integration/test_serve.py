@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from sprout.app import DEMO_BANNER
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.twilio_server import FakeTwilio
-from tests.integration.conftest import PUBLIC_URL, USER, SproutServer
+from tests.integration.conftest import PUBLIC_URL, USER, SproutServer, isolated_env
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +75,7 @@ def test_demo_mode_answers_offline_and_says_so(
 def test_without_twilio_credentials_the_server_starts_and_says_whatsapp_is_off(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "TWILIO"))}
+    env = isolated_env()
     env["SPROUT_DATA_DIR"] = str(tmp_path)
     with (tmp_path / "log").open("wb") as log:
         process = subprocess.Popen(
@@ -96,7 +95,7 @@ def test_without_twilio_credentials_the_server_starts_and_says_whatsapp_is_off(
 
 def test_sprout_chat_answers_in_the_terminal(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     fake_openai.set_reply("Worms **wriggle** to move through the soil.")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "TWILIO"))}
+    env = isolated_env()
     env.update(OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test-key")
     result = subprocess.run(
         [sys.executable, "-m", "sprout.cli", "chat"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from sprout.core.chunking import chunk_markdown
 from sprout.core.formatting import WHATSAPP
 from sprout.core.messages import utf16_len
 from tests.fakes.openai_server import FakeOpenAI
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, isolated_env
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +114,7 @@ def test_the_sidebar_saves_the_profile(page: AppTest) -> None:
 @pytest.fixture
 def web_server(model: FakeOpenAI, tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "SPROUT"))}
+    env = isolated_env()
     env.update(OPENAI_BASE_URL=model.base_url, OPENAI_API_KEY="test-key")
     env.update(SPROUT_DATA_DIR=str(tmp_path))
     with (tmp_path / "web.log").open("ab") as log:
