@@ -5,6 +5,9 @@ Nothing here runs at import time; clients that need a running loop are made in `
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import openai
@@ -13,18 +16,21 @@ from sprout.channels.telegram.bot import TelegramChannel
 from sprout.channels.telegram.sender import TELEGRAM_STREAMING, TelegramSender
 from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
 from sprout.core.bot import Bot
-from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
+from sprout.core.delivery import Channel, Delivery, InProcessDispatcher, run_with_retries
 from sprout.core.formatting import WHATSAPP
 from sprout.core.llm import ChatModel, DemoChatModel, OpenAIChatModel
 from sprout.core.logs import get_logger
 from sprout.core.messages import Incoming
+from sprout.core.metrics import ENQUEUE_FAILURES, QUEUE_DEPTH, TimedModel
 from sprout.core.prompts import Prompts, load_prompts
 from sprout.core.ratelimit import RateLimit
 from sprout.core.settings import Settings
 from sprout.core.store import Store
+from sprout.queue import QueueUnavailableError, RedisJobs
 
 log = get_logger(__name__)
 
+HEALTH_TIMEOUT_S = 3.0
 DEMO_BANNER = (
     "DEMO MODE: no OPENAI_API_KEY or OPENAI_BASE_URL is set, so answers come from a small "
     "built-in script, not a real model. Set one of them to get real answers."
@@ -69,18 +75,24 @@ def build_model(settings: Settings) -> ChatModel:
 
 
 def build_bot(settings: Settings, model: ChatModel, prompts: Prompts, store: Store) -> Bot:
+    # With Redis the count is shared, so a user cannot exceed it by landing on several workers.
+    limits_storage = settings.redis_connection_url or "memory://"
     return Bot(
-        model,
+        TimedModel(model),
         prompts,
         store,
         max_input_chars=settings.max_input_chars,
         history_tokens=settings.history_tokens,
-        rate_limit=RateLimit(settings.rate_limit) if settings.rate_limit else None,
+        rate_limit=RateLimit(settings.rate_limit, limits_storage) if settings.rate_limit else None,
     )
 
 
 class Runtime:
-    """Everything `sprout serve` runs, started and stopped with the web server."""
+    """Everything `sprout serve` or `sprout worker` runs, started and stopped with it.
+
+    Without REDIS_URL, `serve` answers in this process. With it, `serve` only records and
+    queues, and `worker` processes answer.
+    """
 
     def __init__(self, settings: Settings, prompts: Prompts | None = None) -> None:
         self.settings = settings
@@ -89,18 +101,44 @@ class Runtime:
         self.store = Store.from_url(settings.sqlalchemy_url)
         self.model: ChatModel | None = None
         self.dispatcher: InProcessDispatcher | None = None
+        self.jobs: RedisJobs | None = None
         self._twilio: Any = None
+        self._taking_updates = False
         # Built now (no network yet) so the Quart app can route its webhook to it.
         self.telegram = (
             TelegramChannel(settings, self.accept) if settings.telegram_bot_token else None
         )
 
-    async def start(self) -> None:
+    async def start(self, worker: bool = False, max_concurrent_jobs: int = 500) -> None:
         await self.store.create_schema()
         self.model = build_model(self.settings)
         if self.settings.demo_mode:
             log.warning("demo_mode", message=DEMO_BANNER)
         bot = build_bot(self.settings, self.model, self.prompts, self.store)
+        channels = await self._channels()
+        delivery = Delivery(self.store, bot, channels, self.settings.hold_after_s)
+        redis_url = self.settings.redis_connection_url
+        if redis_url is not None:
+            self.jobs = RedisJobs(redis_url, self.store, self.settings.job_lease_s)
+            await self.jobs.start()
+            if worker:
+                job = partial(self._run_job, delivery)
+                self.jobs.serve(job, self.settings.sweep_s, max_concurrent_jobs)
+        else:
+            self.dispatcher = InProcessDispatcher(delivery.run)
+            await self._recover()
+        if self.telegram is not None and not worker:
+            await self.telegram.start()
+            self._taking_updates = True
+        log.info(
+            "started",
+            role="worker" if worker else "web",
+            jobs="redis" if self.jobs else "in-process",
+            model=self.model.name,
+            channels=sorted(channels),
+        )
+
+    async def _channels(self) -> dict[str, Channel]:
         channels: dict[str, Channel] = {}
         if self.settings.whatsapp_enabled:
             sender = self._whatsapp_sender()
@@ -112,12 +150,11 @@ class Runtime:
             channels["telegram"] = Channel(
                 TELEGRAM_STREAMING, TelegramSender(self.telegram.bot), hold=False, coalesce=True
             )
-        delivery = Delivery(self.store, bot, channels, self.settings.hold_after_s)
-        self.dispatcher = InProcessDispatcher(delivery.run)
-        await self._recover()
-        if self.telegram is not None:
-            await self.telegram.start()
-        log.info("started", model=self.model.name, channels=sorted(channels))
+        return channels
+
+    @staticmethod
+    async def _run_job(delivery: Delivery, inbound_id: int, user_id: str) -> None:
+        await run_with_retries(delivery.run, inbound_id, user_id, retry_wait_s=1.0)
 
     def _whatsapp_sender(self) -> TwilioSender:
         settings = self.settings
@@ -142,6 +179,14 @@ class Runtime:
             log.info("recovering", jobs=len(pending))
 
     async def dispatch(self, user_id: str, inbound_id: int) -> None:
+        if self.jobs is not None:
+            try:
+                await self.jobs.enqueue(user_id, inbound_id)
+            except QueueUnavailableError as error:
+                # Recorded all the same: a worker's sweep queues it once Redis is back.
+                ENQUEUE_FAILURES.inc()
+                log.warning("enqueue_failed", inbound=inbound_id, error=str(error))
+            return
         assert self.dispatcher is not None
         self.dispatcher.dispatch(user_id, inbound_id)
 
@@ -153,11 +198,30 @@ class Runtime:
         await self.dispatch(incoming.user_id, inbound_id)
         return True
 
+    async def health(self) -> dict[str, str]:
+        """Reachability of what answering depends on: "ok", or why not."""
+        report: dict[str, str] = {}
+        checks: dict[str, Callable[[], Awaitable[None]]] = {"database": self.store.ping}
+        if self.jobs is not None:
+            checks["redis"] = self.jobs.ping
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), HEALTH_TIMEOUT_S)
+                report[name] = "ok"
+            except Exception as error:  # any driver failure means "not healthy", said as such
+                report[name] = f"unreachable: {type(error).__name__}"
+        return report
+
+    async def update_queue_depth(self) -> None:
+        QUEUE_DEPTH.set(len(await self.store.unfinished()))
+
     async def stop(self) -> None:
-        if self.telegram is not None:
+        if self.telegram is not None and self._taking_updates:
             await self.telegram.stop_updates()
         if self.dispatcher is not None:
             await self.dispatcher.close()
+        if self.jobs is not None:
+            await self.jobs.close()
         if self.telegram is not None:
             await self.telegram.shutdown()
         if self._twilio is not None:

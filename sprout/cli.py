@@ -103,6 +103,16 @@ async def _chat(settings: Settings, channel: str) -> None:
         await store.close()
 
 
+async def _migrate(settings: Settings) -> None:
+    from sprout.core.store import Store
+
+    store = Store.from_url(settings.sqlalchemy_url)
+    try:
+        await store.create_schema()
+    finally:
+        await store.close()
+
+
 def _web(host: str, port: int) -> None:
     """Replace this process with the Streamlit server for the page (so signals reach it)."""
     from pathlib import Path
@@ -144,6 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     serve = commands.add_parser("serve", help="run the webhook server and the job runner")
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server must listen publicly
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 5000")
+    worker = commands.add_parser("worker", help="answer jobs queued in Redis (needs REDIS_URL)")
+    worker.add_argument(
+        "--concurrency", type=int, default=500, help="conversations answered at once"
+    )
+    worker.add_argument(
+        "--status-port", type=int, default=None, help="serve /metrics and /healthz on this port"
+    )
+    commands.add_parser("migrate", help="create or upgrade the database schema, then exit")
     chat = commands.add_parser("chat", help="talk to the assistant in this terminal")
     chat.add_argument(
         "--as",
@@ -164,6 +182,12 @@ def main(argv: list[str] | None = None) -> None:
     _setup_logging(settings)
     if args.command == "serve":
         asyncio.run(_serve(settings, args.host, args.port or settings.port))
+    elif args.command == "worker":
+        from sprout.worker import run_worker
+
+        asyncio.run(run_worker(settings, args.concurrency, args.status_port))
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
     elif args.command == "chat":
         asyncio.run(_chat(settings, args.channel))
     elif args.command == "web":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Quart, Response, jsonify
 
 from sprout.app import Runtime
@@ -46,18 +48,23 @@ def create_app(runtime: Runtime) -> Quart:
 
     @app.get("/healthz")
     async def healthz() -> tuple[Response, int]:
+        reachable = await runtime.health()
+        healthy = all(state == "ok" for state in reachable.values())
         report: dict[str, Any] = {
+            "status": "ok" if healthy else "unhealthy",
             "model": runtime.model.name if runtime.model else None,
             "demo_mode": settings.demo_mode,
             "whatsapp": settings.whatsapp_enabled,
             "telegram": settings.telegram_bot_token is not None,
+            "jobs": "redis" if settings.redis_url else "in-process",
+            **reachable,
         }
-        try:
-            await runtime.store.ping()
-            report["database"] = "ok"
-        except Exception as error:  # any driver failure means "not healthy", reported as such
-            report["database"] = f"unreachable: {type(error).__name__}"
-            return jsonify(status="unhealthy", **report), 503
-        return jsonify(status="ok", **report), 200
+        return jsonify(report), 200 if healthy else 503
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        with contextlib.suppress(Exception):  # the other metrics are still worth serving
+            await runtime.update_queue_depth()
+        return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,4 +1,5 @@
-"""Servers shared by every test that needs them: one Redis and one PostgreSQL per session."""
+"""Real servers for the tests that need them: PostgreSQL (one per session, a fresh database
+per test) and Redis (one per test)."""
 
 import shutil
 import tempfile
@@ -21,8 +22,9 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A new empty Redis for each test (it starts in milliseconds): queues never leak."""
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server

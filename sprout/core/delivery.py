@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from sprout.core.bot import Bot, Outcome
 from sprout.core.chunking import Chunk
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import ChannelSpec, Incoming
+from sprout.core.metrics import JOB_SECONDS, JOBS_RUNNING, SEND_FAILURES
 from sprout.core.store import ChunkState, Job, Store, StoredChunk
 
 log = get_logger(__name__)
@@ -115,6 +116,16 @@ class Delivery:
         if channel is None:
             log.error("channel_not_running", channel=job.incoming.channel, inbound=inbound_id)
             return
+        with JOBS_RUNNING.track_inprogress():
+            await self._run(job, channel)
+        received = job.incoming.received_at
+        if received.tzinfo is None:  # SQLite returns the stored UTC time without its zone
+            received = received.replace(tzinfo=UTC)
+        waited = datetime.now(UTC) - received
+        JOB_SECONDS.labels(job.incoming.channel).observe(waited.total_seconds())
+
+    async def _run(self, job: Job, channel: Channel) -> None:
+        inbound_id = job.inbound_id
         answer_id = job.answer_id or await self._store.start_answer(inbound_id)
         log.info("job_started", inbound=inbound_id, user=user_ref(job.incoming.user_id))
         job = await self._settle_interrupted_sends(job, channel)
@@ -241,6 +252,7 @@ class _Sending:
                 error=reason,
             )
             self._blocked = reason
+            SEND_FAILURES.labels(self._incoming.channel, str(error.permanent).lower()).inc()
             await self._mark(chunk_ids, ChunkState.FAILED, error=reason)
             return
         await self._mark(chunk_ids, ChunkState.SENT, provider_id=provider_id)
@@ -259,6 +271,24 @@ class _Sending:
         for chunk in chunks:
             if chunk.state is ChunkState.PENDING:
                 await self.send([chunk.id], chunk.body)
+
+
+async def run_with_retries(
+    run: Callable[[int], Awaitable[None]], inbound_id: int, user_id: str, retry_wait_s: float
+) -> None:
+    """Run a job, again after a passing fault (a database hiccup must not leave the user in
+    silence): a job resumes from what it recorded, so running it again is safe. A job that
+    keeps failing stays unfinished in the store, for the next start-up or sweep."""
+    try:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(JOB_ATTEMPTS),
+            wait=wait_exponential(multiplier=retry_wait_s),
+            reraise=True,
+        ):
+            with attempt:
+                await run(inbound_id)
+    except Exception:
+        log.exception("job_crashed", inbound=inbound_id, user=user_ref(user_id))
 
 
 class InProcessDispatcher:
@@ -285,19 +315,7 @@ class InProcessDispatcher:
     async def _drain(self, user_id: str, queue: asyncio.Queue[int]) -> None:
         while not queue.empty():
             inbound_id = queue.get_nowait()
-            try:
-                # A job resumes from what it recorded, so running it again is safe; a passing
-                # fault (a database hiccup) must not leave the user in silence.
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(JOB_ATTEMPTS),
-                    wait=wait_exponential(multiplier=self._retry_wait_s),
-                    reraise=True,
-                ):
-                    with attempt:
-                        await self._run(inbound_id)
-            except Exception:
-                # Still unfinished in the store: the next start-up resumes it.
-                log.exception("job_crashed", inbound=inbound_id, user=user_ref(user_id))
+            await run_with_retries(self._run, inbound_id, user_id, self._retry_wait_s)
         del self._queues[user_id]
 
     @property

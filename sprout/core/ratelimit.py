@@ -22,7 +22,9 @@ class RateLimit:
         between processes)."""
         self._messages = limits.parse(spec)
         self._notices = type(self._messages)(1, self._messages.multiples)
-        self._limiter = MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}"))
+        options = {"implementation": "redispy"} if storage_uri.startswith("redis") else {}
+        storage = storage_from_string(f"async+{storage_uri}", **options)
+        self._limiter = MovingWindowRateLimiter(storage)
 
     async def check(self, user_id: str) -> Verdict:
         if await self._limiter.hit(self._messages, "messages", user_id):

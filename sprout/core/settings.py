@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     history_tokens: int = Field(3000, validation_alias=_env("SPROUT_HISTORY_TOKENS"))
     rate_limit: str = Field("10/minute", validation_alias=_env("SPROUT_RATE_LIMIT"))
     log_level: str = Field("INFO", validation_alias=_env("SPROUT_LOG_LEVEL"))
+    # With Redis: how long a worker's claim on a user's job lasts unless renewed (a dead
+    # worker's job goes to another worker after this), and how often workers look for
+    # accepted messages that no queue entry covers.
+    job_lease_s: float = Field(30.0, gt=0, validation_alias=_env("SPROUT_JOB_LEASE_S"))
+    sweep_s: float = Field(30.0, gt=0, validation_alias=_env("SPROUT_SWEEP_S"))
 
     @field_validator(
         "openai_api_key",
@@ -82,6 +87,14 @@ class Settings(BaseSettings):
         for prefix in ("postgres://", "postgresql://"):
             if url.startswith(prefix):
                 return "postgresql+asyncpg://" + url.removeprefix(prefix)
+        return url
+
+    @property
+    def redis_connection_url(self) -> str | None:
+        url = self.redis_url
+        # Heroku Redis serves TLS with a self-signed certificate (its documented client setting).
+        if url and url.startswith("rediss://") and "ssl_cert_reqs" not in url:
+            url += ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
         return url
 
     @property

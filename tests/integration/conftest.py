@@ -41,7 +41,8 @@ def free_port() -> int:
 
 @dataclass
 class SproutServer:
-    """One `sprout serve` process; `restart()` keeps its database, like a real restart."""
+    """One `sprout serve` (or, with role="worker", `sprout worker`) process; `restart()`
+    keeps its database, like a real restart."""
 
     openai: FakeOpenAI
     twilio: FakeTwilio
@@ -50,6 +51,7 @@ class SproutServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     sid_counter: int = 0
+    role: str = "serve"
 
     @property
     def url(self) -> str:
@@ -72,18 +74,14 @@ class SproutServer:
         return env
 
     def start(self) -> None:
-        with (self.data_dir / "server.log").open("ab") as log:  # the child keeps its own copy
+        command = [sys.executable, "-m", "sprout.cli", self.role]
+        if self.role == "worker":
+            command += ["--status-port", str(self.port)]
+        else:
+            command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        with self.log_path.open("ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "sprout.cli",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                command,
                 env=self.env(),
                 cwd=self.data_dir,
                 stdout=log,
@@ -92,14 +90,14 @@ class SproutServer:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"sprout serve exited:\n{self.log()}")
+                raise RuntimeError(f"sprout {self.role} exited:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise TimeoutError(f"sprout serve did not become healthy:\n{self.log()}")
+        raise TimeoutError(f"sprout {self.role} did not become healthy:\n{self.log()}")
 
     def kill(self) -> None:
         """What a power cut or the OOM killer does: no shutdown code runs."""
@@ -119,8 +117,12 @@ class SproutServer:
         self.stop()
         self.start()
 
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"{self.role}-{self.port}.log"
+
     def log(self) -> str:
-        return (self.data_dir / "server.log").read_text(errors="replace")
+        return self.log_path.read_text(errors="replace")
 
     def form(self, body: str, sid: str | None = None, sender: str = USER) -> dict[str, str]:
         if sid is None:

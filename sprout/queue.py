@@ -1,0 +1,215 @@
+"""Jobs through Redis: web processes record and enqueue, `sprout worker` processes answer.
+
+taskiq's Redis Streams broker hands each job to one worker; a job its worker never
+acknowledged (the worker died) goes to another worker once it has been idle for
+SPROUT_JOB_LEASE_S. Around it:
+
+- A lease per user (a Redis lock, renewed while the job runs) keeps two workers from answering
+  one user at once. The holder answers all of that user's unfinished messages in arrival
+  order, so the order holds whichever worker received which job, and a second delivery of a
+  job finds nothing left to do.
+- The database stays the record of what is unanswered. Each queued message has a marker key
+  (when it was queued) beside the stream. A periodic sweep re-enqueues an unanswered message
+  whose marker is missing (queueing failed while Redis was down, or a restarted Redis lost its
+  data, markers and stream alike), or is older than a lease while nobody holds its user's
+  lease (its worker died; taskiq-redis reclaims such entries only when new ones arrive). A
+  needless second entry costs one lookup: its job finds the message answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import LockError, RedisError, ResponseError
+from taskiq import AckableMessage
+from taskiq.api import run_receiver_task
+from taskiq.exceptions import SendTaskError
+from taskiq.kicker import AsyncKicker
+from taskiq_redis import RedisStreamBroker
+
+from sprout.core.logs import get_logger, user_ref
+from sprout.core.store import Store
+
+log = get_logger(__name__)
+
+TASK_NAME = "sprout.answer_user"
+STREAM = "sprout:jobs"
+GROUP = "sprout-workers"
+SWEEP_KEY = "sprout:sweep"
+RECONNECT_WAIT_S = 1.0
+# Old entries are trimmed; one trimmed before it ran loses its marker's protection and the
+# sweep queues it again, so the cap costs latency, never an answer.
+STREAM_MAX_LEN = 100_000
+MARKER_TTL_S = 24 * 3600
+
+Job = Callable[[int, str], Awaitable[None]]
+"""Answers one recorded message (inbound id, user id), retrying passing faults itself."""
+
+
+def _marker(inbound_id: int) -> str:
+    return f"sprout:queued:{inbound_id}"
+
+
+def _lease_key(user_id: str) -> str:
+    # Keys are visible to anyone with Redis access: no phone numbers in them.
+    return "sprout:user:" + hashlib.sha256(user_id.encode()).hexdigest()[:32]
+
+
+class QueueUnavailableError(Exception):
+    """Redis could not take a job now."""
+
+
+class ResilientStreamBroker(RedisStreamBroker):
+    """Keeps listening through Redis outages: waits, re-creates the consumer group (a Redis
+    restarted without persistence has none), and carries on."""
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        while True:
+            try:
+                async for message in super().listen():
+                    yield message
+            except (RedisError, OSError) as error:
+                log.warning("redis_unreachable", error=type(error).__name__)
+                await asyncio.sleep(RECONNECT_WAIT_S)
+                await self.ensure_group()
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group, reading from the stream's start: entries queued before
+        any worker existed are still answered."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            try:
+                await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+            except (RedisError, OSError):
+                pass  # still down: the next listen attempt reports it
+
+
+class UserLease:
+    """Exclusive right to answer one user, kept alive while held; a dead holder's lease
+    expires after `lease_s` and the user's jobs can go on elsewhere."""
+
+    def __init__(self, redis: Redis, user_id: str, lease_s: float) -> None:
+        self._lock = redis.lock(_lease_key(user_id), timeout=lease_s, sleep=0.05)
+        self._lease_s = lease_s
+        self._user_id = user_id
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                await self._lock.extend(self._lease_s, replace_ttl=True)
+            except (RedisError, OSError) as error:
+                # Redis is away: keep answering. At worst another worker starts this user's
+                # job too, and chunk states keep it from resending what was sent.
+                log.warning("lease_not_renewed", user=user_ref(self._user_id), error=str(error))
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        await self._lock.acquire()
+        renewing = asyncio.create_task(self._renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(LockError, RedisError, OSError):
+                await self._lock.release()
+
+
+class RedisJobs:
+    """The Redis side of the job path, for both web processes (enqueue) and workers."""
+
+    def __init__(self, url: str, store: Store, lease_s: float) -> None:
+        self._store = store
+        self._lease_s = lease_s
+        self.broker = ResilientStreamBroker(
+            url,
+            queue_name=STREAM,
+            consumer_group_name=GROUP,
+            consumer_id="0",
+            idle_timeout=int(lease_s * 1000),
+            unacknowledged_lock_timeout=lease_s,
+            xread_block=1000,
+            maxlen=STREAM_MAX_LEN,
+            max_connection_pool_size=200,
+        )
+        self.redis: Redis = Redis.from_url(url)
+        self._kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, self.broker, labels={})
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.broker.startup()
+
+    async def enqueue(self, user_id: str, inbound_id: int) -> None:
+        """Queue a recorded message's job. Raises QueueUnavailableError when Redis is away (the
+        message is recorded all the same: the sweep queues it once Redis is back)."""
+        try:
+            await self.redis.set(_marker(inbound_id), time.time(), ex=MARKER_TTL_S)
+            await self._kicker.kiq(user_id, inbound_id)
+        except (RedisError, OSError, SendTaskError) as error:
+            raise QueueUnavailableError(type(error).__name__) from error
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    def serve(self, job: Job, sweep_every_s: float, max_concurrent: int) -> None:
+        """Answer queued jobs (this process is a worker) and sweep up unqueued messages."""
+
+        async def answer_user(user_id: str, inbound_id: int) -> None:
+            async with UserLease(self.redis, user_id, self._lease_s).held():
+                for pending_id, owner in await self._store.unfinished():
+                    if owner == user_id:
+                        await job(pending_id, user_id)
+                        with contextlib.suppress(RedisError, OSError):
+                            await self.redis.delete(_marker(pending_id))
+
+        self.broker.register_task(answer_user, task_name=TASK_NAME)
+        self.broker.is_worker_process = True
+        receiver = run_receiver_task(self.broker, max_async_tasks=max_concurrent)
+        self._tasks = [
+            asyncio.create_task(receiver),
+            asyncio.create_task(self._sweep_forever(sweep_every_s)),
+        ]
+
+    async def _sweep_forever(self, every_s: float) -> None:
+        while True:
+            try:
+                # One sweeper per period across all workers.
+                if await self.redis.set(SWEEP_KEY, 1, nx=True, ex=max(1, int(every_s * 0.8))):
+                    await self.sweep()
+            except Exception as error:  # a sweep that fails now runs again next period
+                log.warning("sweep_failed", error=type(error).__name__)
+            await asyncio.sleep(every_s)
+
+    async def sweep(self) -> int:
+        """Queue every unanswered message that no live queue entry covers; how many it queued."""
+        pending = await self._store.unfinished()
+        if not pending:
+            return 0
+        markers = await self.redis.mget([_marker(inbound_id) for inbound_id, _ in pending])
+        now = time.time()
+        queued = 0
+        for (inbound_id, user_id), queued_at in zip(pending, markers, strict=True):
+            if queued_at is not None and now - float(queued_at) < self._lease_s:
+                continue  # just queued
+            if queued_at is not None and await self.redis.exists(_lease_key(user_id)):
+                continue  # a live worker is answering this user and will reach it
+            await self.enqueue(user_id, inbound_id)
+            queued += 1
+        if queued:
+            log.info("swept", jobs=queued)
+        return queued
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.shutdown()
+        await self.redis.aclose()

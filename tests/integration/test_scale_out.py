@@ -1,0 +1,232 @@
+"""Several web and worker processes on real PostgreSQL and Redis: nothing lost, nothing twice,
+each user's answers in order — through worker crashes and a Redis restart."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sprout.core.formatting import to_whatsapp
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.scripted import message_text, scripted
+from tests.fakes.twilio_server import FakeTwilio, SentMessage
+from tests.integration.conftest import SproutServer
+from tests.integration.test_whatsapp import ACTIVITIES, squashed, wait_for_text
+from tests.services import RedisServer
+
+pytestmark = pytest.mark.integration
+
+QUESTION = re.compile(r"q-\d+-\d+")
+_sids = itertools.count(1)
+_sid_lock = threading.Lock()
+
+
+def next_sid() -> str:
+    with _sid_lock:
+        return f"SM{next(_sids):032x}"
+
+
+def echo(request: dict[str, Any]) -> str:
+    """Answers name the question they answer, so order and duplicates can be checked."""
+    [question] = QUESTION.findall(message_text(request["messages"][-1]))
+    return f"Answer to {question}."
+
+
+@dataclass
+class Cluster:
+    webs: list[SproutServer]
+    workers: list[SproutServer]
+    started: list[SproutServer] = field(default_factory=list)
+
+    def send(self, body: str, sender: str, web: int = 0) -> httpx.Response:
+        server = self.webs[web % len(self.webs)]
+        response = server.post(server.form(body, sid=next_sid(), sender=sender))
+        assert response.status_code == 200, response.text
+        return response
+
+    def busy_worker(self, timeout: float = 10) -> SproutServer:
+        """The worker that started a job (from its own log)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for worker in self.workers:
+                if '"job_started"' in worker.log():
+                    return worker
+            time.sleep(0.05)
+        raise AssertionError("no worker started the job")
+
+
+@pytest.fixture
+def cluster_factory(
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    tmp_path: Path,
+    postgres_url: str,
+    redis_server: RedisServer,
+) -> Iterator[Callable[..., Cluster]]:
+    started: list[SproutServer] = []
+
+    def make(webs: int = 2, workers: int = 2, **extra_env: str) -> Cluster:
+        env = {
+            "DATABASE_URL": postgres_url,
+            "REDIS_URL": redis_server.url,
+            # Short enough for a test to see a dead worker's job move on.
+            "SPROUT_JOB_LEASE_S": "2",
+            "SPROUT_SWEEP_S": "1",
+            **extra_env,
+        }
+
+        def server(role: str) -> SproutServer:
+            process = SproutServer(fake_openai, fake_twilio, tmp_path, env, role=role)
+            started.append(process)
+            process.start()
+            return process
+
+        return Cluster(
+            [server("serve") for _ in range(webs)], [server("worker") for _ in range(workers)]
+        )
+
+    yield make
+    for process in started:
+        process.stop()
+
+
+def answers_by_user(messages: list[SentMessage]) -> dict[str, list[str]]:
+    by_user: dict[str, list[str]] = {}
+    for message in messages:
+        by_user.setdefault(message.to, []).append(message.body)
+    return by_user
+
+
+def test_two_webs_and_two_workers_answer_200_messages_once_each_in_order(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(echo)
+    fake_openai.set_speed(ttft=0.05, tokens_per_s=400)
+    cluster = cluster_factory()
+    users = [f"whatsapp:+4477009{n:05d}" for n in range(50)]
+
+    def converse(user_index: int) -> None:
+        # One user types their messages one after another, as a person does.
+        for n in range(4):
+            cluster.send(f"explain q-{user_index}-{n}", users[user_index], web=user_index + n)
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        list(pool.map(converse, range(50)))
+    fake_twilio.wait_for_messages(200, timeout=120)
+    time.sleep(1.0)  # a duplicate would arrive now
+    by_user = answers_by_user(fake_twilio.messages)
+    assert len(fake_twilio.messages) == 200
+    for index, user in enumerate(users):
+        assert by_user[user] == [f"Answer to q-{index}-{n}." for n in range(4)]
+
+
+def test_a_worker_killed_mid_answer_is_replaced_and_nothing_is_lost_or_repeated(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(scripted(ACTIVITIES))
+    fake_openai.set_speed(ttft=0.0, tokens_per_s=150)
+    cluster = cluster_factory(webs=1, workers=2)
+    cluster.send("Activities dinosaurs", "whatsapp:+447700900123")
+    fake_twilio.wait_for_messages(1, timeout=15)
+    victim = cluster.busy_worker()
+    victim.kill()
+    delivered_before = len(fake_twilio.messages)
+    fake_openai.set_speed(ttft=0.0, tokens_per_s=5000)
+    expected = squashed(to_whatsapp(ACTIVITIES).text)
+    messages = wait_for_text(fake_twilio, expected, timeout=45)
+    survivor = next(worker for worker in cluster.workers if worker is not victim)
+    assert '"job_started"' in survivor.log()
+    assert delivered_before < len(messages)
+    assert squashed("".join(m.body for m in messages)) == expected
+    bodies = [m.body for m in messages]
+    assert len(bodies) == len(set(bodies)), "a chunk was sent twice"
+
+
+def test_a_redis_restart_loses_no_accepted_message(
+    cluster_factory: Callable[..., Cluster],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    redis_server: RedisServer,
+) -> None:
+    fake_openai.set_reply(echo)
+    cluster = cluster_factory()
+    users = [f"whatsapp:+4477008{n:05d}" for n in range(10)]
+    for index, user in enumerate(users):
+        cluster.send(f"explain q-{index}-0", user, web=index)
+    redis_server.kill()  # no persistence: the queue and everything in it are gone
+    for index, user in enumerate(users):
+        cluster.send(f"explain q-{index}-1", user, web=index)  # accepted while Redis is down
+    redis_server.start()
+    for index, user in enumerate(users):
+        cluster.send(f"explain q-{index}-2", user, web=index)
+    fake_twilio.wait_for_messages(30, timeout=60)
+    time.sleep(1.0)
+    by_user = answers_by_user(fake_twilio.messages)
+    assert len(fake_twilio.messages) == 30
+    for index, user in enumerate(users):
+        assert by_user[user] == [f"Answer to q-{index}-{n}." for n in range(3)]
+
+
+def test_model_and_twilio_faults_are_retried_then_apologised_for_never_silent(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(echo)
+    cluster = cluster_factory(webs=1, workers=2, SPROUT_MODEL_TIMEOUT_S="2")
+    fake_openai.fail_next(429, times=1, retry_after=0.1)
+    fake_openai.fail_next(500, times=1)
+    fake_openai.hang_next(60, times=1)  # past the client's timeout
+    fake_twilio.fail_next(429, times=1, retry_after=0.1)
+    fake_twilio.fail_next(500, times=1)
+    cluster.send("explain q-1-0", "whatsapp:+447700900201")
+    deadline = time.monotonic() + 60
+    while "Answer to q-1-0." not in [m.body for m in fake_twilio.messages]:
+        assert time.monotonic() < deadline, [m.body for m in fake_twilio.messages]
+        time.sleep(0.05)
+    # The fake applies a hang and a failure to the same request: a timeout (its late 429
+    # never read), a 500, then the answer.
+    assert len(fake_openai.requests) == 3
+    fake_openai.fail_next(500, times=1000)
+    cluster.send("explain q-2-0", "whatsapp:+447700900202")
+    [apology] = fake_twilio.wait_for_messages(1, timeout=60, to="whatsapp:+447700900202")
+    assert "Sorry" in apology.body
+
+
+def test_health_and_metrics_report_the_queue_and_its_dependencies(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(echo)
+    cluster = cluster_factory(webs=1, workers=1)
+    web, worker = cluster.webs[0], cluster.workers[0]
+    health = httpx.get(f"{web.url}/healthz").json()
+    assert health["database"] == "ok" and health["redis"] == "ok" and health["jobs"] == "redis"
+    cluster.send("explain q-3-0", "whatsapp:+447700900301")
+    fake_twilio.wait_for_messages(1, timeout=20)
+    scraped = httpx.get(f"{worker.url}/metrics").text
+    assert 'sprout_job_seconds_count{channel="whatsapp"} 1.0' in scraped
+    assert 'sprout_model_seconds_count{phase="total"} 1.0' in scraped
+    assert "sprout_queue_depth 0.0" in httpx.get(f"{web.url}/metrics").text
+
+
+def test_the_rate_limit_is_shared_by_all_processes_with_one_notice(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(echo)
+    cluster = cluster_factory(SPROUT_RATE_LIMIT="3/minute")
+    user = "whatsapp:+447700900401"
+    for n in range(7):
+        cluster.send(f"explain q-4-{n}", user, web=n)
+    fake_twilio.wait_for_messages(4, timeout=30)
+    time.sleep(2.0)  # anything more (a second notice, a fourth answer) would arrive now
+    bodies = [m.body for m in fake_twilio.messages]
+    assert bodies[:3] == [f"Answer to q-4-{n}." for n in range(3)]
+    assert len(bodies) == 4 and "faster than I can answer" in bodies[3]
