@@ -29,8 +29,18 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check sprout tests $(wildcard bench)
 	$(BIN)/mypy
 
+# Debian packages the tests drive for real: a browser, and Redis and PostgreSQL servers (the
+# tests start their own instances on loopback; nothing is started as a system service).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test: lint
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 	$(BIN)/pytest
 
 bench: $(VENV)/.dev

@@ -143,6 +143,7 @@ class RedisJobs:
         self.redis: Redis = Redis.from_url(url)
         self._kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, self.broker, labels={})
         self._tasks: list[asyncio.Task[None]] = []
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         await self.broker.startup()
@@ -163,6 +164,10 @@ class RedisJobs:
         """Answer queued jobs (this process is a worker) and sweep up unqueued messages."""
 
         async def answer_user(user_id: str, inbound_id: int) -> None:
+            current = asyncio.current_task()
+            if current is not None:
+                self._running.add(current)
+                current.add_done_callback(self._running.discard)
             async with UserLease(self.redis, user_id, self._lease_s).held():
                 for pending_id, owner in await self._store.unfinished():
                     if owner == user_id:
@@ -207,9 +212,16 @@ class RedisJobs:
             log.info("swept", jobs=queued)
         return queued
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 20.0) -> None:
+        """Stop taking jobs, let running ones finish (Heroku allows 30 s after SIGTERM), then
+        stop. A job cut off here is not acknowledged, so another worker resumes it."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace_s)
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
         await self.broker.shutdown()
         await self.redis.aclose()

@@ -37,9 +37,19 @@ def test_no_secrets_reach_the_image() -> None:
     assert {".env", ".git", "data", ".venv"} <= set(ignored)
 
 
-def test_heroku_runs_the_web_process_on_port() -> None:
-    assert "web: sprout serve --port $PORT" in (ROOT / "Procfile").read_text()
-    assert "web: Dockerfile" in (ROOT / "heroku.yml").read_text()
+def test_heroku_runs_web_and_worker_processes_and_migrates_on_release() -> None:
+    procfile = dict(
+        line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line
+    )
+    assert procfile == {
+        "release": "sprout migrate",
+        "web": "sprout serve --port $PORT",
+        "worker": "sprout worker",
+    }
+    heroku = (ROOT / "heroku.yml").read_text()
+    assert "web: Dockerfile" in heroku
+    assert "web: sprout serve --port $PORT" in heroku
+    assert "- sprout worker" in heroku and "- sprout migrate" in heroku
 
 
 def test_lock_files_pin_every_package_with_hashes() -> None:

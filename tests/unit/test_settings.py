@@ -28,3 +28,11 @@ def test_secrets_never_show_in_reprs() -> None:
     settings = Settings(_env_file=None, OPENAI_API_KEY="sk-secret", TWILIO_AUTH_TOKEN="tok-secret")
     assert "sk-secret" not in repr(settings)
     assert "tok-secret" not in str(settings)
+
+
+def test_heroku_redis_tls_urls_accept_its_self_signed_certificate() -> None:
+    tls = Settings(redis_url="rediss://:secret@example.com:6380")
+    assert tls.redis_connection_url == "rediss://:secret@example.com:6380?ssl_cert_reqs=none"
+    plain = Settings(redis_url="redis://127.0.0.1:6379/0")
+    assert plain.redis_connection_url == "redis://127.0.0.1:6379/0"
+    assert Settings(redis_url="").redis_connection_url is None
