@@ -230,3 +230,16 @@ def test_the_rate_limit_is_shared_by_all_processes_with_one_notice(
     bodies = [m.body for m in fake_twilio.messages]
     assert bodies[:3] == [f"Answer to q-4-{n}." for n in range(3)]
     assert len(bodies) == 4 and "faster than I can answer" in bodies[3]
+
+
+def test_a_worker_stopped_mid_answer_finishes_it_before_exiting(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(scripted(ACTIVITIES))
+    fake_openai.set_speed(ttft=0.0, tokens_per_s=400)
+    cluster = cluster_factory(webs=1, workers=1)
+    cluster.send("Activities dinosaurs", "whatsapp:+447700900501")
+    fake_twilio.wait_for_messages(1, timeout=15)
+    cluster.workers[0].stop()  # SIGTERM, as Heroku sends before a restart
+    expected = squashed(to_whatsapp(ACTIVITIES).text)
+    assert squashed("".join(m.body for m in fake_twilio.messages)) == expected
