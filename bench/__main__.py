@@ -21,7 +21,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import concurrency, first_message, micro_chunking, slow_model, webhook
+from bench import concurrency, first_message, micro_chunking, scale_out, slow_model, webhook
 from bench.common import Procs, Row, machine
 
 Figure = Callable[[Procs, bool], list[Row]]
@@ -30,9 +30,7 @@ FIGURES: dict[str, Figure] = {
     "slow_model": slow_model.run,
     "first_message": first_message.run,
     "concurrency": concurrency.run,
-    "scale_out": lambda procs, quick: [
-        Row("5 scale-out with workers", "n/a (needs REDIS_URL workers, issue 6)")
-    ],
+    "scale_out": scale_out.run,
     "micro_chunking": micro_chunking.run,
 }
 COLUMNS = ("figure", "sprout", "baseline", "ratio", "target", "met")

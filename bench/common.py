@@ -152,7 +152,11 @@ class Procs:
         argv = [sys.executable, "-m", "bench.fake_twilio", "--port", str(port)]
         return self.spawn("fake-twilio", argv, port, "/_bench/messages")
 
-    def sprout(self, openai_proc: Proc, twilio_proc: Proc, **extra: str) -> Proc:
+    def sprout(
+        self, openai_proc: Proc, twilio_proc: Proc, role: str = "serve", **extra: str
+    ) -> Proc:
+        """`sprout serve`, or with role="worker" a `sprout worker` (its status port answers
+        /healthz)."""
         port = free_port()
         data = Path(tempfile.mkdtemp(prefix="data-", dir=self.workdir))
         env = {
@@ -167,6 +171,9 @@ class Procs:
             "SPROUT_LOG_LEVEL": "WARNING",
             **extra,
         }
+        if role == "worker":
+            argv = [sys.executable, "-m", "sprout.cli", "worker", "--status-port", str(port)]
+            return self.spawn("sprout-worker", argv, port, "/healthz", env)
         argv = [sys.executable, "-m", "sprout.cli", "serve", "--host", "127.0.0.1"]
         return self.spawn("sprout", [*argv, "--port", str(port)], port, "/healthz", env)
 
