@@ -33,9 +33,9 @@ REPLY = (
 )
 
 
-def _answers_per_s(procs: Procs, app: Proc, twilio: Proc, n: int, prefix: int, conns: int) -> (
-    tuple[float, dict[str, object]]
-):
+def _answers_per_s(
+    procs: Procs, app: Proc, twilio: Proc, n: int, prefix: int, conns: int
+) -> tuple[float, dict[str, object]]:
     reset_twilio(twilio)
     items = payloads([QUESTION] * n, [user_number(i, prefix) for i in range(n)], start=prefix << 40)
     t0 = time.monotonic()

@@ -56,9 +56,7 @@ def _wrk(url: str, lines: Path, seconds: float) -> tuple[float, dict[str, int]]:
     argv += ["-s", str(LUA), url + "/whatsapp", "--", str(lines)]
     output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    counts = re.search(
-        r"BENCH requests=(\d+) status_errors=(\d+) socket_errors=(\d+)", output
-    )
+    counts = re.search(r"BENCH requests=(\d+) status_errors=(\d+) socket_errors=(\d+)", output)
     if rps is None or counts is None:
         raise RuntimeError(f"cannot read wrk output:\n{output}")
     keys = ("requests", "status_errors", "socket_errors")

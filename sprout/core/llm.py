@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import httpx
+import httpx2
 import openai
 from openai.types.chat import (
-    ChatCompletionChunk,
     ChatCompletionMessageParam,
     ChatCompletionToolParam,
 )
 
 from sprout.core.prompts import ChatMessage
+
+# A stream cut mid-answer surfaces as the HTTP library's own error; the SDK moved from httpx to
+# httpx2, and either may be the one underneath.
+_TRANSPORT_ERRORS = (httpx.HTTPError, httpx2.HTTPError)
 
 
 class ModelError(RuntimeError):
@@ -61,49 +67,70 @@ class OpenAIChatModel:
         self, messages: Sequence[ChatMessage], tools: Tools = ()
     ) -> AsyncIterator[str | ToolCall]:
         offered = list(tools) if self.tools_supported else []
+        calls: dict[int, dict[str, str]] = {}
         try:
-            try:
-                stream = await self._create(messages, offered)
-            except openai.BadRequestError:
-                if not offered:
-                    raise
-                self.tools_supported = False
-                stream = await self._create(messages, [])
-            calls: dict[int, dict[str, str]] = {}
-            async with stream:
-                async for event in stream:
-                    if not event.choices:
-                        continue
-                    delta = event.choices[0].delta
-                    if delta.content:
-                        yield delta.content
-                    for call in delta.tool_calls or ():
-                        parts = calls.setdefault(call.index, {"name": "", "arguments": ""})
-                        if call.function and call.function.name:
-                            parts["name"] += call.function.name
-                        if call.function and call.function.arguments:
-                            parts["arguments"] += call.function.arguments
-            for parts in calls.values():
-                yield ToolCall(parts["name"], _arguments(parts["arguments"]))
-        except (openai.APIError, httpx.HTTPError) as error:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    response = await stack.enter_async_context(self._request(messages, offered))
+                except openai.BadRequestError:
+                    if not offered:
+                        raise
+                    self.tools_supported = False
+                    response = await stack.enter_async_context(self._request(messages, []))
+                async for event in _events(response):
+                    choices = event.get("choices") or ()
+                    delta = (choices[0].get("delta") or {}) if choices else {}
+                    if delta.get("content"):
+                        yield str(delta["content"])
+                    for call in delta.get("tool_calls") or ():
+                        _add_tool_call_part(calls, call)
+        except (openai.APIError, *_TRANSPORT_ERRORS, json.JSONDecodeError) as error:
             raise ModelError(f"{type(error).__name__}: {error}") from error
+        for parts in calls.values():
+            yield ToolCall(parts["name"], _arguments(parts["arguments"]))
 
-    async def _create(
+    def _request(
         self, messages: Sequence[ChatMessage], tools: list[dict[str, Any]]
-    ) -> openai.AsyncStream[ChatCompletionChunk]:
+    ) -> AbstractAsyncContextManager[openai.AsyncAPIResponse[Any]]:
+        """A streamed completion, sent by the SDK (with its retries and timeouts), read as raw
+        server-sent events: building a typed object per token was most of the CPU an answer
+        cost."""
         extra: dict[str, Any] = (
             {"tools": cast(list[ChatCompletionToolParam], tools)} if tools else {}
         )
-        stream = await self._client.chat.completions.create(
+        return self._client.chat.completions.with_streaming_response.create(
             model=self.name,
             messages=cast(list[ChatCompletionMessageParam], list(messages)),
             stream=True,
             **extra,
         )
-        return cast(openai.AsyncStream[ChatCompletionChunk], stream)
 
     async def close(self) -> None:
         await self._client.close()
+
+
+async def _events(response: openai.AsyncAPIResponse[Any]) -> AsyncIterator[dict[str, Any]]:
+    """The JSON payloads of a chat completion's server-sent events, until `[DONE]`."""
+    async for line in response.iter_lines():
+        if not line.startswith("data:"):
+            continue  # blank separators, comments, `event:` lines
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        event = json.loads(data)
+        if not isinstance(event, dict):
+            continue
+        if event.get("error"):
+            raise ModelError(f"stream error: {str(event['error'])[:200]}")
+        yield event
+
+
+def _add_tool_call_part(calls: dict[int, dict[str, str]], call: dict[str, Any]) -> None:
+    """Tool calls stream in pieces, keyed by index: the name once, the arguments in parts."""
+    parts = calls.setdefault(int(call.get("index", 0)), {"name": "", "arguments": ""})
+    function = call.get("function") or {}
+    parts["name"] += function.get("name") or ""
+    parts["arguments"] += function.get("arguments") or ""
 
 
 def _arguments(raw: str) -> dict[str, Any]:
