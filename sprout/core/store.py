@@ -17,13 +17,16 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
     delete,
     event,
+    literal,
     select,
     update,
 )
@@ -37,6 +40,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sprout.core.messages import Incoming, Media
+from sprout.migrations import upgrade_to_head
 
 
 def _now() -> datetime:
@@ -59,7 +63,19 @@ class ChunkState(enum.StrEnum):
     FAILED = "failed"
 
 
+# The names PostgreSQL itself gives unnamed constraints: databases made by `create_all` before
+# migrations existed then carry exactly the names revision 0001 creates, and later revisions can
+# refer to a constraint by one name everywhere (SQLite's batch mode needs names to drop them).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
 
 
@@ -195,8 +211,9 @@ class Store:
         return cls(engine)
 
     async def create_schema(self) -> None:
+        """Migrate the database to the newest schema; safe when several processes start at once."""
         async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
+            await connection.run_sync(upgrade_to_head)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -247,7 +264,7 @@ class Store:
             text=inbound.text,
             message_id=inbound.message_id,
             media=tuple(Media(url, content_type) for url, content_type in inbound.media),
-            received_at=inbound.received_at,
+            received_at=_aware(inbound.received_at),
             bot_address=inbound.bot_address,
         )
         chunks = tuple(
@@ -331,11 +348,14 @@ class Store:
     async def user_state(
         self, user_id: str, inbound_id: int, history_kinds: frozenset[str], max_turns: int = 40
     ) -> UserState:
+        # Callers outside the job log pass sys.maxsize ("after everything stored"): bound it as
+        # BIGINT, or PostgreSQL's driver refuses it as out of range for the INTEGER id column.
+        before = literal(inbound_id, BigInteger)
         async with self._session() as session:
             user = await session.get(UserRow, user_id)
             earlier = await session.scalar(
                 select(InboundRow.id)
-                .where(InboundRow.user_id == user_id, InboundRow.id < inbound_id)
+                .where(InboundRow.user_id == user_id, InboundRow.id < before)
                 .limit(1)
             )
             rows = await session.execute(
@@ -343,7 +363,7 @@ class Store:
                 .join(AnswerRow, AnswerRow.inbound_id == InboundRow.id)
                 .where(
                     InboundRow.user_id == user_id,
-                    InboundRow.id < inbound_id,
+                    InboundRow.id < before,
                     InboundRow.id > (user.history_after if user else 0),
                     AnswerRow.completed_at.is_not(None),
                     AnswerRow.kind.in_(history_kinds),
