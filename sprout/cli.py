@@ -25,6 +25,7 @@ _QUIET = (
     "aiosqlite",
     "telegram",
     "telegram.ext",
+    "alembic",  # a few lines on every start about the migration context
 )
 
 

@@ -118,10 +118,7 @@ class Delivery:
             return
         with JOBS_RUNNING.track_inprogress():
             await self._run(job, channel)
-        received = job.incoming.received_at
-        if received.tzinfo is None:  # SQLite returns the stored UTC time without its zone
-            received = received.replace(tzinfo=UTC)
-        waited = datetime.now(UTC) - received
+        waited = datetime.now(UTC) - job.incoming.received_at
         JOB_SECONDS.labels(job.incoming.channel).observe(waited.total_seconds())
 
     async def _run(self, job: Job, channel: Channel) -> None:
