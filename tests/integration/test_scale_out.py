@@ -202,7 +202,10 @@ def test_model_and_twilio_faults_are_retried_then_apologised_for_never_silent(
 
 
 def test_health_and_metrics_report_the_queue_and_its_dependencies(
-    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+    cluster_factory: Callable[..., Cluster],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    redis_server: RedisServer,
 ) -> None:
     fake_openai.set_reply(echo)
     cluster = cluster_factory(webs=1, workers=1)
@@ -215,6 +218,10 @@ def test_health_and_metrics_report_the_queue_and_its_dependencies(
     assert 'sprout_job_seconds_count{channel="whatsapp"} 1.0' in scraped
     assert 'sprout_model_seconds_count{phase="total"} 1.0' in scraped
     assert "sprout_queue_depth 0.0" in httpx.get(f"{web.url}/metrics").text
+    redis_server.kill()
+    down = httpx.get(f"{web.url}/healthz", timeout=10)
+    assert down.status_code == 503
+    assert down.json()["database"] == "ok" and down.json()["redis"].startswith("unreachable")
 
 
 def test_the_rate_limit_is_shared_by_all_processes_with_one_notice(
