@@ -19,8 +19,10 @@ import pytest
 from sprout.core.formatting import to_whatsapp
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.scripted import message_text, scripted
+from tests.fakes.telegram_server import FakeTelegram
 from tests.fakes.twilio_server import FakeTwilio, SentMessage
 from tests.integration.conftest import SproutServer
+from tests.integration.test_telegram import telegram_env
 from tests.integration.test_whatsapp import ACTIVITIES, squashed, wait_for_text
 from tests.services import RedisServer
 
@@ -250,3 +252,18 @@ def test_a_worker_stopped_mid_answer_finishes_it_before_exiting(
     cluster.workers[0].stop()  # SIGTERM, as Heroku sends before a restart
     expected = squashed(to_whatsapp(ACTIVITIES).text)
     assert squashed("".join(m.body for m in fake_twilio.messages)) == expected
+
+
+def test_telegram_messages_go_through_the_workers_too(
+    fake_telegram: FakeTelegram,  # first: it must outlive the processes
+    cluster_factory: Callable[..., Cluster],
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.set_reply("Thunder is the sound lightning makes. ⚡")
+    cluster = cluster_factory(webs=1, workers=2, **telegram_env(fake_telegram))
+    fake_telegram.push_text(7, "/explain thunder")
+    [answer] = fake_telegram.wait_for(lambda: fake_telegram.messages(7), 20, "answer")
+    assert answer.text == "Thunder is the sound lightning makes. ⚡"
+    assert fake_telegram.calls_to("getUpdates"), "the web process polls"
+    assert any('"job_started"' in worker.log() for worker in cluster.workers)
+    assert '"job_started"' not in cluster.webs[0].log()
