@@ -52,9 +52,12 @@ class SignatureCheck:
 
     def valid(self, form: MultiDict[str, str]) -> bool:
         signature = request.headers.get("X-Twilio-Signature", "")
-        return bool(signature) and bool(
-            self._validator.validate(self.signed_url(), form, signature)
-        )
+        if not signature:
+            return False
+        try:
+            return bool(self._validator.validate(self.signed_url(), form, signature))
+        except ValueError:  # a URL it cannot parse, from a forged Host: "a:b", "[x"
+            return False
 
 
 async def _signed_form(check: SignatureCheck) -> MultiDict[str, str]:
@@ -66,6 +69,8 @@ async def _signed_form(check: SignatureCheck) -> MultiDict[str, str]:
         abort(400)
     if not check.valid(form):
         abort(403)
+    if any("\x00" in value for _, value in form.items(multi=True)):
+        abort(400)  # not text Twilio would send; PostgreSQL can neither store nor compare NUL
     return form
 
 
