@@ -213,7 +213,7 @@ class Runtime:
         return report
 
     async def update_queue_depth(self) -> None:
-        QUEUE_DEPTH.set(len(await self.store.unfinished()))
+        QUEUE_DEPTH.set(await self.store.unfinished_count())
 
     async def stop(self) -> None:
         if self.telegram is not None and self._taking_updates:

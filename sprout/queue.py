@@ -169,11 +169,10 @@ class RedisJobs:
                 self._running.add(current)
                 current.add_done_callback(self._running.discard)
             async with UserLease(self.redis, user_id, self._lease_s).held():
-                for pending_id, owner in await self._store.unfinished():
-                    if owner == user_id:
-                        await job(pending_id, user_id)
-                        with contextlib.suppress(RedisError, OSError):
-                            await self.redis.delete(_marker(pending_id))
+                for pending_id, _ in await self._store.unfinished(user_id):
+                    await job(pending_id, user_id)
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.redis.delete(_marker(pending_id))
 
         self.broker.register_task(answer_user, task_name=TASK_NAME)
         self.broker.is_worker_process = True

@@ -4,12 +4,18 @@ Chunks are written to the store before they are sent and marked after, and the a
 recorded as complete when generation ends, so a job interrupted at any point can be resumed:
 a complete answer sends only its unsent chunks, an incomplete one asks the model to continue
 from what the user already has.
+
+Round trips are folded where that keeps those guarantees: a chunk the sender is idle waiting
+for is recorded straight as `sending` (the send follows at once), chunks sent together are
+marked in one transaction, and the message is marked answered in the same transaction as its
+last chunk when generation has already been recorded as complete.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -73,18 +79,18 @@ class Channel:
 
 
 def _take_ready(
-    queue: asyncio.Queue[tuple[int, Chunk] | None],
-    batch: list[tuple[int, Chunk]],
+    queue: asyncio.Queue[_Ready | None],
+    batch: list[_Ready],
     spec: ChannelSpec,
-) -> tuple[tuple[int, Chunk] | None, bool]:
+) -> tuple[_Ready | None, bool]:
     """Move the chunks already waiting into `batch` while they fit in one message together.
     Returns the first one that did not fit (to send next) and whether the answer ended."""
-    joined = SEPARATOR.join(chunk.text for _, chunk in batch)
+    joined = SEPARATOR.join(ready.chunk.text for ready in batch)
     while not queue.empty():
         item = queue.get_nowait()
         if item is _DONE:
             return None, True
-        candidate = joined + SEPARATOR + item[1].text
+        candidate = joined + SEPARATOR + item.chunk.text
         if spec.max_len is not None and spec.measure(candidate) > spec.max_len:
             return item, False
         batch.append(item)
@@ -127,14 +133,16 @@ class Delivery:
         log.info("job_started", inbound=inbound_id, user=user_ref(job.incoming.user_id))
         job = await self._settle_interrupted_sends(job, channel)
         if job.answer_complete:
-            await _Sending(self._store, channel, job.incoming).resend(job.chunks)
+            await _Sending(self._store, channel, job.incoming, job.inbound_id).resend(job.chunks)
             erase = job.answer_kind == ERASED_KIND
+            finished = False
         else:
-            erase = (await self._generate_and_send(job, answer_id, channel)).erase_user
+            outcome, finished = await self._generate_and_send(job, answer_id, channel)
+            erase = outcome.erase_user
         if erase:
             # The confirmation is out: now the message that asked goes too, with its answer.
             await self._store.erase_user(job.incoming.user_id)
-        else:
+        elif not finished:
             await self._store.finish(inbound_id)
         log.info("job_done", inbound=inbound_id, user=user_ref(job.incoming.user_id))
 
@@ -154,15 +162,21 @@ class Delivery:
         assert settled is not None
         return settled
 
-    async def _generate_and_send(self, job: Job, answer_id: int, channel: Channel) -> Outcome:
+    async def _generate_and_send(
+        self, job: Job, answer_id: int, channel: Channel
+    ) -> tuple[Outcome, bool]:
+        """Generate the answer and send it; also whether the message was marked answered."""
         if any(c.state is ChunkState.PENDING for c in job.chunks):
             await self._store.drop_unsent(answer_id)
         earlier = [c for c in job.chunks if c.state is not ChunkState.PENDING]
         already_sent = "\n\n".join(c.source for c in earlier if not c.is_hold)
         bodies = [c.body for c in earlier if not c.is_hold]
         next_seq = max((c.seq for c in earlier), default=HOLD_SEQ) + 1
-        queue: asyncio.Queue[tuple[int, Chunk] | None] = asyncio.Queue()
+        queue: asyncio.Queue[_Ready | None] = asyncio.Queue()
         outcome = Outcome()
+        # Whether the sending loop is idle waiting for the next chunk: a chunk made then goes
+        # out at once, so it is recorded as `sending` right away (one write fewer).
+        waiting = _Waiting()
 
         async def produce() -> None:
             seq = next_seq
@@ -173,71 +187,167 @@ class Delivery:
                     job.incoming, channel.spec, job.inbound_id, already_sent, outcome, on_text
                 )
                 async for chunk in chunks:
-                    chunk_id = await self._store.add_chunk(answer_id, seq, chunk.text, chunk.source)
+                    at_once = waiting.idle and queue.empty()
+                    state = ChunkState.SENDING if at_once else ChunkState.PENDING
+                    chunk_id = await self._store.add_chunk(
+                        answer_id, seq, chunk.text, chunk.source, state=state
+                    )
                     bodies.append(chunk.text)
                     seq += 1
-                    await queue.put((chunk_id, chunk))
-                await self._store.complete_answer(answer_id, "\n\n".join(bodies), outcome.kind)
+                    await queue.put(_Ready(chunk_id, chunk, at_once))
+                if queue.empty() and carry is None and sending.recording:
+                    # The last send is over and only its outcome is being written: wait for
+                    # that write (the single SQLite writer would queue ours behind it anyway).
+                    await waiting.settled.wait()
+                # Every chunk already sent and recorded so: the message is answered too.
+                last = waiting.idle and waiting.sent_all and queue.empty()
+                finish = last and not outcome.erase_user
+                waiting.completing = not finish
+                await self._store.complete_answer(
+                    answer_id,
+                    "\n\n".join(bodies),
+                    outcome.kind,
+                    finish_inbound_id=job.inbound_id if finish else None,
+                )
+                waiting.finished = finish
             finally:
                 await queue.put(_DONE)
 
         producer = asyncio.create_task(produce())
-        sending = _Sending(self._store, channel, job.incoming)
+        sending = _Sending(self._store, channel, job.incoming, job.inbound_id)
         hold_due = channel.hold and not earlier
-        carry: tuple[int, Chunk] | None = None
+        carry: _Ready | None = None
         finished = False
+
+        async def nothing_left() -> bool:
+            """The answer is recorded complete and this send is its last: the same
+            transaction that records the send can mark the message answered."""
+            if waiting.completing and carry is None and queue.empty() and not producer.done():
+                # Generation is over and only the complete answer is being written: wait for
+                # that write (the single SQLite writer would queue ours behind it anyway).
+                await asyncio.wait({producer})
+            return (
+                producer.done()
+                and not producer.cancelled()
+                and producer.exception() is None
+                and carry is None
+                and queue.qsize() <= 1  # at most the end marker, which the producer put last
+                and not outcome.erase_user
+                and not waiting.finished
+            )
+
         try:
             while not finished:
-                item: tuple[int, Chunk] | None
+                item: _Ready | None
                 if carry is not None:
                     item, carry = carry, None
                 elif hold_due:
-                    item = await self._first_or_hold(queue, sending, answer_id, outcome)
+                    item = await self._first_or_hold(queue, sending, answer_id, outcome, waiting)
                 else:
-                    item = await queue.get()
+                    with waiting.all_sent():
+                        item = await queue.get()
                 hold_due = False
                 if item is _DONE:
                     break
                 batch = [item]
                 if channel.coalesce:
                     carry, finished = _take_ready(queue, batch, channel.spec)
-                await sending.send([i for i, _ in batch], SEPARATOR.join(c.text for _, c in batch))
+                await sending.send(
+                    [r.chunk_id for r in batch],
+                    SEPARATOR.join(r.chunk.text for r in batch),
+                    already_sending=[r.chunk_id for r in batch if r.sending],
+                    finish_if=nothing_left,
+                )
             await producer  # surfaces a producer crash instead of calling the job done
         finally:
             producer.cancel()
-        return outcome
+        return outcome, sending.finished or waiting.finished
 
     async def _first_or_hold(
         self,
-        queue: asyncio.Queue[tuple[int, Chunk] | None],
+        queue: asyncio.Queue[_Ready | None],
         sending: _Sending,
         answer_id: int,
         outcome: Outcome,
-    ) -> tuple[int, Chunk] | None:
+        waiting: _Waiting,
+    ) -> _Ready | None:
+        waiting.idle = True
         try:
             return await asyncio.wait_for(queue.get(), self._hold_after_s)
         except TimeoutError:
+            waiting.idle = False
             text = self._bot.prompts.text("hold", outcome.language)
-            hold_id = await self._store.add_chunk(answer_id, HOLD_SEQ, text, is_hold=True)
-            await sending.send([hold_id], text)
-            return await queue.get()
+            hold_id = await self._store.add_chunk(
+                answer_id, HOLD_SEQ, text, is_hold=True, state=ChunkState.SENDING
+            )
+            await sending.send([hold_id], text, already_sending=[hold_id])
+            with waiting.all_sent():
+                return await queue.get()
+        finally:
+            waiting.idle = False
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A generated chunk, recorded and waiting to be sent."""
+
+    chunk_id: int
+    chunk: Chunk
+    sending: bool  # recorded straight as `sending`
+
+
+class _Waiting:
+    """What the sending loop is doing, for the producer to fold writes by."""
+
+    def __init__(self) -> None:
+        self.idle = False  # waiting for the next chunk: one recorded now goes out at once
+        self.sent_all = False  # ...and every chunk before it was sent and its outcome recorded
+        self.settled = asyncio.Event()  # set while `sent_all`
+        self.finished = False  # the producer marked the message answered with the answer
+        self.completing = False  # the producer is writing the complete answer (only)
+
+    @contextlib.contextmanager
+    def all_sent(self) -> Iterator[None]:
+        self.idle = self.sent_all = True
+        self.settled.set()
+        try:
+            yield
+        finally:
+            self.idle = self.sent_all = False
+            self.settled.clear()
 
 
 class _Sending:
     """Sends one job's chunks in order; after a permanent failure the rest is not attempted."""
 
-    def __init__(self, store: Store, channel: Channel, incoming: Incoming) -> None:
+    def __init__(self, store: Store, channel: Channel, incoming: Incoming, inbound_id: int) -> None:
         self._store = store
         self._channel = channel
         self._incoming = incoming
+        self._incoming_id = inbound_id
         self._blocked: str | None = None
+        self._finish_if: Callable[[], Awaitable[bool]] | None = None
+        self.recording = False  # a send is over; its outcome is being written
+        self.finished = False  # the message was marked answered with the last chunk
 
-    async def send(self, chunk_ids: list[int], text: str) -> None:
-        """Send `text` (one chunk, or several ready ones joined) and record the outcome."""
+    async def send(
+        self,
+        chunk_ids: list[int],
+        text: str,
+        already_sending: Collection[int] = (),
+        finish_if: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        """Send `text` (one chunk, or several ready ones joined) and record the outcome.
+        `already_sending`: those of the chunks recorded as `sending` already. `finish_if`:
+        asked once the send is over; when true, the message is marked answered together with
+        the outcome."""
+        self._finish_if = finish_if
         if self._blocked is not None:
             await self._mark(chunk_ids, ChunkState.FAILED, error=self._blocked)
             return
-        await self._mark(chunk_ids, ChunkState.SENDING)
+        to_mark = [chunk_id for chunk_id in chunk_ids if chunk_id not in already_sending]
+        if to_mark:
+            await self._store.mark_chunks(to_mark, ChunkState.SENDING)
         try:
             provider_id = await self._channel.sender.send(self._incoming, text)
         except SendError as error:
@@ -261,8 +371,20 @@ class _Sending:
         provider_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        for chunk_id in chunk_ids:
-            await self._store.mark_chunk(chunk_id, state, provider_id=provider_id, error=error)
+        """Record how a send ended (and, when it was the last, that the message is answered)."""
+        finish = self._finish_if is not None and await self._finish_if()
+        self.recording = True
+        try:
+            await self._store.mark_chunks(
+                chunk_ids,
+                state,
+                provider_id=provider_id,
+                error=error,
+                finish_inbound_id=self._incoming_id if finish else None,
+            )
+        finally:
+            self.recording = False
+        self.finished = self.finished or finish
 
     async def resend(self, chunks: tuple[StoredChunk, ...]) -> None:
         for chunk in chunks:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,14 +24,17 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     delete,
     event,
-    literal,
+    func,
+    insert,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -185,6 +188,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Store:
+    """The hot paths (one job's reads and writes) are SQLAlchemy Core statements on a plain
+    connection: each ORM session transaction costs a unit of work on top of the statements."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._session = async_sessionmaker(engine, expire_on_commit=False)
@@ -193,7 +199,16 @@ class Store:
         self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction on a Core connection: committed on leaving, else rolled back."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._one_writer is not None:
+                await stack.enter_async_context(self._one_writer)
+            yield await stack.enter_async_context(self.engine.begin())
+
+    @contextlib.asynccontextmanager
+    async def _write_session(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction through the ORM, for the rarer per-user updates."""
         async with contextlib.AsyncExitStack() as stack:
             if self._one_writer is not None:
                 await stack.enter_async_context(self._one_writer)
@@ -219,92 +234,133 @@ class Store:
         await self.engine.dispose()
 
     async def ping(self) -> None:
-        async with self._session() as session:
-            await session.execute(select(1))
+        async with self.engine.connect() as connection:
+            await connection.execute(select(1))
 
     async def record_inbound(self, incoming: Incoming) -> int | None:
         """Log a new message; None when this channel message id was seen before."""
-        row = InboundRow(
-            channel=incoming.channel,
-            message_id=incoming.message_id,
-            user_id=incoming.user_id,
-            bot_address=incoming.bot_address,
-            text=incoming.text,
-            media=[[item.url, item.content_type] for item in incoming.media],
-            received_at=incoming.received_at,
-        )
+        values = {
+            "channel": incoming.channel,
+            "message_id": incoming.message_id,
+            "user_id": incoming.user_id,
+            "bot_address": incoming.bot_address,
+            "text": incoming.text,
+            "media": [[item.url, item.content_type] for item in incoming.media],
+            "received_at": incoming.received_at,
+            "done": False,
+        }
         try:
-            async with self._write() as session:
-                session.add(row)
+            async with self._write() as connection:
+                inbound_id: int = (await connection.execute(_INSERT_INBOUND, values)).scalar_one()
         except IntegrityError:
             return None
-        return row.id
+        return inbound_id
 
-    async def unfinished(self) -> list[tuple[int, str]]:
-        """(inbound id, user id) of every message not yet fully answered, oldest first."""
-        async with self._session() as session:
-            rows = await session.execute(
-                select(InboundRow.id, InboundRow.user_id)
-                .where(InboundRow.done.is_(False))
-                .order_by(InboundRow.id)
+    async def unfinished(self, user_id: str | None = None) -> list[tuple[int, str]]:
+        """(inbound id, user id) of every message not yet fully answered (of one user, when
+        given), oldest first."""
+        query = (
+            select(InboundRow.id, InboundRow.user_id)
+            .where(InboundRow.done.is_(False))
+            .order_by(InboundRow.id)
+        )
+        if user_id is not None:
+            query = query.where(InboundRow.user_id == user_id)
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(query)
+            return [(inbound_id, owner) for inbound_id, owner in rows]
+
+    async def unfinished_count(self) -> int:
+        """How many messages are not yet fully answered."""
+        async with self.engine.connect() as connection:
+            count = await connection.scalar(
+                select(func.count()).select_from(InboundRow).where(InboundRow.done.is_(False))
             )
-            return [(inbound_id, user_id) for inbound_id, user_id in rows]
+        return int(count or 0)
 
     async def load_job(self, inbound_id: int) -> Job | None:
-        async with self._session() as session:
-            inbound = await session.get(InboundRow, inbound_id)
-            if inbound is None:
-                return None
-            answer = await session.scalar(
-                select(AnswerRow).where(AnswerRow.inbound_id == inbound_id)
-            )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(_LOAD_JOB, {"inbound_id": inbound_id})).all()
+        if not rows:
+            return None
+        first = rows[0]
         incoming = Incoming(
-            channel=inbound.channel,
-            user_id=inbound.user_id,
-            text=inbound.text,
-            message_id=inbound.message_id,
-            media=tuple(Media(url, content_type) for url, content_type in inbound.media),
-            received_at=_aware(inbound.received_at),
-            bot_address=inbound.bot_address,
+            channel=first[0],
+            user_id=first[1],
+            text=first[2],
+            message_id=first[3],
+            media=tuple(Media(url, content_type) for url, content_type in first[4]),
+            received_at=_aware(first[5]),
+            bot_address=first[6],
         )
         chunks = tuple(
             StoredChunk(
-                c.id, c.seq, c.is_hold, c.body, c.source, ChunkState(c.state), _aware(c.created_at)
+                row[11], row[12], row[13], row[14], row[15], ChunkState(row[16]), _aware(row[17])
             )
-            for c in (answer.chunks if answer else [])
+            for row in rows
+            if row[11] is not None
         )
+        answer_id: int | None = first[8]
         return Job(
-            inbound_id=inbound.id,
+            inbound_id=inbound_id,
             incoming=incoming,
-            done=inbound.done,
-            answer_id=answer.id if answer else None,
-            answer_complete=answer is not None and answer.completed_at is not None,
-            answer_kind=answer.kind if answer else None,
+            done=bool(first[7]),
+            answer_id=answer_id,
+            answer_complete=answer_id is not None and first[9] is not None,
+            answer_kind=first[10],
             chunks=chunks,
         )
 
     async def start_answer(self, inbound_id: int) -> int:
-        async with self._write() as session:
-            existing = await session.scalar(
-                select(AnswerRow.id).where(AnswerRow.inbound_id == inbound_id)
-            )
-            if existing is not None:
-                return existing
-            answer = AnswerRow(inbound_id=inbound_id)
-            session.add(answer)
-            await session.flush()
-            return answer.id
+        """The id of the message's answer, started now unless it already was."""
+        # A job starts an answer once: try the insert alone, and look the answer up only when
+        # the unique inbound id says it already exists.
+        try:
+            async with self._write() as connection:
+                answer_id: int = (
+                    await connection.execute(
+                        _INSERT_ANSWER,
+                        {
+                            "inbound_id": inbound_id,
+                            "started_at": _now(),
+                            "text": None,
+                            "kind": None,
+                        },
+                    )
+                ).scalar_one()
+                return answer_id
+        except IntegrityError:
+            async with self.engine.connect() as connection:
+                existing = await connection.scalar(
+                    select(AnswerRow.id).where(AnswerRow.inbound_id == inbound_id)
+                )
+            if existing is None:
+                raise  # not a duplicate answer: the message itself is gone
+            return int(existing)
 
     async def add_chunk(
-        self, answer_id: int, seq: int, body: str, source: str = "", is_hold: bool = False
+        self,
+        answer_id: int,
+        seq: int,
+        body: str,
+        source: str = "",
+        is_hold: bool = False,
+        state: ChunkState = ChunkState.PENDING,
     ) -> int:
-        async with self._write() as session:
-            chunk = ChunkRow(
-                answer_id=answer_id, seq=seq, body=body, source=source, is_hold=is_hold
-            )
-            session.add(chunk)
-            await session.flush()
-            return chunk.id
+        """Record a chunk. A chunk about to be handed to the channel can be recorded straight
+        as `SENDING`, saving the write that would mark it so."""
+        values = {
+            "answer_id": answer_id,
+            "seq": seq,
+            "body": body,
+            "source": source,
+            "is_hold": is_hold,
+            "state": state,
+            "created_at": _now(),
+        }
+        async with self._write() as connection:
+            chunk_id: int = (await connection.execute(_INSERT_CHUNK, values)).scalar_one()
+            return chunk_id
 
     async def mark_chunk(
         self,
@@ -313,69 +369,75 @@ class Store:
         provider_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        async with self._write() as session:
-            await session.execute(
-                update(ChunkRow)
-                .where(ChunkRow.id == chunk_id)
-                .values(
-                    state=state,
-                    provider_id=provider_id,
-                    error=error,
-                    sent_at=_now() if state is ChunkState.SENT else None,
+        await self.mark_chunks([chunk_id], state, provider_id=provider_id, error=error)
+
+    async def mark_chunks(
+        self,
+        chunk_ids: Sequence[int],
+        state: ChunkState,
+        provider_id: str | None = None,
+        error: str | None = None,
+        finish_inbound_id: int | None = None,
+    ) -> None:
+        """Mark chunks (sent together in one message) in one transaction; with
+        `finish_inbound_id`, also mark that message answered (see `finish`) in it."""
+        async with self._write() as connection:
+            if chunk_ids:
+                await connection.execute(
+                    _MARK_CHUNKS,
+                    {
+                        "chunk_ids": list(chunk_ids),
+                        "new_state": state,
+                        "new_provider_id": provider_id,
+                        "new_error": error,
+                        "new_sent_at": _now() if state is ChunkState.SENT else None,
+                    },
                 )
-            )
+            if finish_inbound_id is not None:
+                await connection.execute(_FINISH, {"inbound_id": finish_inbound_id})
 
     async def drop_unsent(self, answer_id: int) -> None:
         """Forget generated-but-unsent chunks of an unfinished answer before generating again."""
-        async with self._write() as session:
-            rows = await session.scalars(
-                select(ChunkRow).where(
+        async with self._write() as connection:
+            await connection.execute(
+                delete(ChunkRow).where(
                     ChunkRow.answer_id == answer_id, ChunkRow.state == ChunkState.PENDING
                 )
             )
-            for row in rows:
-                await session.delete(row)
 
-    async def complete_answer(self, answer_id: int, text: str, kind: str | None = None) -> None:
-        """`kind` names what answered (explain, chat...); only model answers become history."""
-        async with self._write() as session:
-            await session.execute(
-                update(AnswerRow)
-                .where(AnswerRow.id == answer_id)
-                .values(text=text, kind=kind, completed_at=_now())
+    async def complete_answer(
+        self,
+        answer_id: int,
+        text: str,
+        kind: str | None = None,
+        finish_inbound_id: int | None = None,
+    ) -> None:
+        """`kind` names what answered (explain, chat...); only model answers become history.
+        With `finish_inbound_id` (every chunk already sent), also mark that message answered
+        (see `finish`) in the same transaction."""
+        async with self._write() as connection:
+            await connection.execute(
+                _COMPLETE_ANSWER,
+                {"answer_id": answer_id, "new_text": text, "new_kind": kind, "now": _now()},
             )
+            if finish_inbound_id is not None:
+                await connection.execute(_FINISH, {"inbound_id": finish_inbound_id})
 
     async def user_state(
         self, user_id: str, inbound_id: int, history_kinds: frozenset[str], max_turns: int = 40
     ) -> UserState:
-        # Callers outside the job log pass sys.maxsize ("after everything stored"): bound it as
-        # BIGINT, or PostgreSQL's driver refuses it as out of range for the INTEGER id column.
-        before = literal(inbound_id, BigInteger)
-        async with self._session() as session:
-            user = await session.get(UserRow, user_id)
-            earlier = await session.scalar(
-                select(InboundRow.id)
-                .where(InboundRow.user_id == user_id, InboundRow.id < before)
-                .limit(1)
-            )
-            rows = await session.execute(
-                select(InboundRow.text, AnswerRow.text)
-                .join(AnswerRow, AnswerRow.inbound_id == InboundRow.id)
-                .where(
-                    InboundRow.user_id == user_id,
-                    InboundRow.id < before,
-                    InboundRow.id > (user.history_after if user else 0),
-                    AnswerRow.completed_at.is_not(None),
-                    AnswerRow.kind.in_(history_kinds),
-                )
-                .order_by(InboundRow.id.desc())
-                .limit(max_turns)
+        params = {"user_id": user_id, "before": inbound_id}
+        async with self.engine.connect() as connection:
+            # The user's row (NULLs when there is none) and whether they wrote before.
+            profile, opted_out, earlier_id = (await connection.execute(_USER, params)).one()
+            rows = await connection.execute(
+                _HISTORY, {**params, "kinds": list(history_kinds), "max_turns": max_turns}
             )
             turns = [Turn(question, answer or "") for question, answer in rows]
         return UserState(
-            profile=dict(user.profile) if user else {},
-            opted_out=user.opted_out if user else False,
-            first_contact=earlier is None,
+            profile=dict(profile) if profile else {},
+            opted_out=bool(opted_out),
+            first_contact=earlier_id is None,
             history=tuple(reversed(turns)),
         )
 
@@ -387,41 +449,39 @@ class Store:
         return user
 
     async def save_profile(self, user_id: str, profile: dict[str, Any]) -> None:
-        async with self._write() as session:
+        async with self._write_session() as session:
             (await self._user(session, user_id)).profile = profile
 
     async def set_opted_out(self, user_id: str, opted_out: bool) -> None:
-        async with self._write() as session:
+        async with self._write_session() as session:
             (await self._user(session, user_id)).opted_out = opted_out
 
     async def reset_history(self, user_id: str, after_inbound_id: int) -> None:
-        async with self._write() as session:
+        async with self._write_session() as session:
             (await self._user(session, user_id)).history_after = after_inbound_id
 
     async def erase_user(self, user_id: str, keep_inbound_id: int | None = None) -> None:
         """Delete every row about a user, except (optionally) the message being answered, so
         the confirmation can still be delivered and recorded before that goes too."""
-        async with self._write() as session:
+        async with self._write() as connection:
             inbound = select(InboundRow.id).where(InboundRow.user_id == user_id)
             if keep_inbound_id is not None:
                 inbound = inbound.where(InboundRow.id != keep_inbound_id)
             answers = select(AnswerRow.id).where(AnswerRow.inbound_id.in_(inbound))
-            await session.execute(delete(ChunkRow).where(ChunkRow.answer_id.in_(answers)))
-            await session.execute(delete(AnswerRow).where(AnswerRow.id.in_(answers)))
-            await session.execute(delete(InboundRow).where(InboundRow.id.in_(inbound)))
-            await session.execute(delete(UserRow).where(UserRow.user_id == user_id))
+            await connection.execute(delete(ChunkRow).where(ChunkRow.answer_id.in_(answers)))
+            await connection.execute(delete(AnswerRow).where(AnswerRow.id.in_(answers)))
+            await connection.execute(delete(InboundRow).where(InboundRow.id.in_(inbound)))
+            await connection.execute(delete(UserRow).where(UserRow.user_id == user_id))
 
     async def finish(self, inbound_id: int) -> None:
-        async with self._write() as session:
-            await session.execute(
-                update(InboundRow).where(InboundRow.id == inbound_id).values(done=True)
-            )
+        async with self._write() as connection:
+            await connection.execute(_FINISH, {"inbound_id": inbound_id})
 
     async def record_delivery_status(
         self, provider_id: str, status: str, error_code: str | None
     ) -> None:
         """What the channel later reports about a sent chunk (delivered, read, failed...)."""
-        async with self._write() as session:
+        async with self._write_session() as session:
             chunk = await session.scalar(
                 select(ChunkRow).where(ChunkRow.provider_id == provider_id)
             )
@@ -432,3 +492,83 @@ class Store:
                 chunk.delivery_status = status
             if error_code:
                 chunk.error = f"delivery error {error_code}"[:200]
+
+
+# The hot statements, built once: SQLAlchemy then reuses their compiled form by key alone.
+_INSERT_INBOUND = insert(InboundRow).returning(InboundRow.id)
+_INSERT_ANSWER = insert(AnswerRow).returning(AnswerRow.id)
+_INSERT_CHUNK = insert(ChunkRow).returning(ChunkRow.id)
+_FINISH = update(InboundRow).where(InboundRow.id == bindparam("inbound_id")).values(done=True)
+_COMPLETE_ANSWER = (
+    update(AnswerRow)
+    .where(AnswerRow.id == bindparam("answer_id"))
+    .values(text=bindparam("new_text"), kind=bindparam("new_kind"), completed_at=bindparam("now"))
+)
+_MARK_CHUNKS = (
+    update(ChunkRow)
+    .where(ChunkRow.id.in_(bindparam("chunk_ids", expanding=True)))
+    .values(
+        state=bindparam("new_state"),
+        provider_id=bindparam("new_provider_id"),
+        error=bindparam("new_error"),
+        sent_at=bindparam("new_sent_at"),
+    )
+)
+# One statement: the message, its answer if any and that answer's chunks, one row per chunk
+# (or one row without answer or chunk columns).
+_LOAD_JOB = (
+    select(
+        InboundRow.channel,
+        InboundRow.user_id,
+        InboundRow.text,
+        InboundRow.message_id,
+        InboundRow.media,
+        InboundRow.received_at,
+        InboundRow.bot_address,
+        InboundRow.done,
+        AnswerRow.id,
+        AnswerRow.completed_at,
+        AnswerRow.kind,
+        ChunkRow.id,
+        ChunkRow.seq,
+        ChunkRow.is_hold,
+        ChunkRow.body,
+        ChunkRow.source,
+        ChunkRow.state,
+        ChunkRow.created_at,
+    )
+    .outerjoin(AnswerRow, AnswerRow.inbound_id == InboundRow.id)
+    .outerjoin(ChunkRow, ChunkRow.answer_id == AnswerRow.id)
+    .where(InboundRow.id == bindparam("inbound_id"))
+    .order_by(ChunkRow.seq)
+)
+
+
+def _of_user(column: Any) -> Any:
+    return select(column).where(UserRow.user_id == bindparam("user_id")).scalar_subquery()
+
+
+# Callers outside the job log pass sys.maxsize ("after everything stored") as `before`: bound
+# as BIGINT, or PostgreSQL's driver refuses it as out of range for the INTEGER id column.
+_BEFORE = bindparam("before", type_=BigInteger)
+_USER = select(
+    _of_user(UserRow.profile),
+    _of_user(UserRow.opted_out),
+    select(InboundRow.id)
+    .where(InboundRow.user_id == bindparam("user_id"), InboundRow.id < _BEFORE)
+    .limit(1)
+    .scalar_subquery(),
+)
+_HISTORY = (
+    select(InboundRow.text, AnswerRow.text)
+    .join(AnswerRow, AnswerRow.inbound_id == InboundRow.id)
+    .where(
+        InboundRow.user_id == bindparam("user_id"),
+        InboundRow.id < _BEFORE,
+        InboundRow.id > func.coalesce(_of_user(UserRow.history_after), 0),
+        AnswerRow.completed_at.is_not(None),
+        AnswerRow.kind.in_(bindparam("kinds", expanding=True)),
+    )
+    .order_by(InboundRow.id.desc())
+    .limit(bindparam("max_turns"))
+)

@@ -1,5 +1,5 @@
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sprout.core.bot import Bot
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
@@ -243,3 +243,52 @@ async def test_many_jobs_writing_at_once_all_finish(store: Store, prompts: Promp
     await dispatcher.close(grace_s=60)
     assert len(sender.sent) == 200
     assert await store.unfinished() == []
+
+
+@dataclass
+class CheckingSender(RecordingSender):
+    """Looks in the store at each send: what is handed over must already be recorded so."""
+
+    store: Store | None = None
+    inbound_id: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    async def send(self, incoming: Incoming, text: str) -> str:
+        assert self.store is not None
+        job = await self.store.load_job(self.inbound_id)
+        assert job is not None
+        if job.done:
+            self.problems.append(f"done before sending {text!r}")
+        if not any(c.body == text and c.state is ChunkState.SENDING for c in job.chunks):
+            self.problems.append(f"{text!r} not recorded as sending")
+        await asyncio.sleep(0.005)  # a real send takes a while: generation finishes meanwhile
+        return await super().send(incoming, text)
+
+
+async def test_every_send_is_recorded_as_sending_first_and_the_job_finishes_after(
+    store: Store, prompts: Prompts
+) -> None:
+    for n, hold in enumerate((5.0, 0.001)):
+        inbound_id = await store.record_inbound(incoming(sid=f"SM{n}", user=f"+{n}"))
+        assert inbound_id is not None
+        sender = CheckingSender(store=store, inbound_id=inbound_id)
+        model = FakeLLM(ANSWER, delay_s=0.0005 * n)
+        await delivery(store, prompts, model, sender, hold=hold).run(inbound_id)
+        assert sender.problems == []
+        job = await store.load_job(inbound_id)
+        assert job is not None and job.done and job.answer_complete
+        assert all(chunk.state is ChunkState.SENT for chunk in job.chunks)
+        assert [c.body for c in job.chunks] == sender.sent
+
+
+async def test_unfinished_messages_by_user_and_their_count(store: Store) -> None:
+    first = await store.record_inbound(incoming(sid="SM1", user="+1"))
+    second = await store.record_inbound(incoming(sid="SM2", user="+2"))
+    third = await store.record_inbound(incoming(sid="SM3", user="+1"))
+    assert first is not None and second is not None and third is not None
+    assert await store.unfinished_count() == 3
+    assert await store.unfinished("whatsapp:+1") == [(first, "whatsapp:+1"), (third, "whatsapp:+1")]
+    await store.finish(first)
+    assert await store.unfinished("whatsapp:+1") == [(third, "whatsapp:+1")]
+    assert await store.unfinished("whatsapp:+3") == []
+    assert await store.unfinished_count() == 2
