@@ -5,10 +5,9 @@ recorded as complete when generation ends, so a job interrupted at any point can
 a complete answer sends only its unsent chunks, an incomplete one asks the model to continue
 from what the user already has.
 
-Round trips are folded where that keeps those guarantees: a chunk the sender is idle waiting
-for is recorded straight as `sending` (the send follows at once), chunks sent together are
-marked in one transaction, and the message is marked answered in the same transaction as its
-last chunk when generation has already been recorded as complete.
+Two writes are folded where that keeps those guarantees: a chunk the sender is idle waiting
+for is recorded straight as `sending` (the send follows at once), and chunks sent together are
+marked in one transaction.
 """
 
 from __future__ import annotations
@@ -133,16 +132,14 @@ class Delivery:
         log.info("job_started", inbound=inbound_id, user=user_ref(job.incoming.user_id))
         job = await self._settle_interrupted_sends(job, channel)
         if job.answer_complete:
-            await _Sending(self._store, channel, job.incoming, job.inbound_id).resend(job.chunks)
+            await _Sending(self._store, channel, job.incoming).resend(job.chunks)
             erase = job.answer_kind == ERASED_KIND
-            finished = False
         else:
-            outcome, finished = await self._generate_and_send(job, answer_id, channel)
-            erase = outcome.erase_user
+            erase = (await self._generate_and_send(job, answer_id, channel)).erase_user
         if erase:
             # The confirmation is out: now the message that asked goes too, with its answer.
             await self._store.erase_user(job.incoming.user_id)
-        elif not finished:
+        else:
             await self._store.finish(inbound_id)
         log.info("job_done", inbound=inbound_id, user=user_ref(job.incoming.user_id))
 
@@ -162,10 +159,7 @@ class Delivery:
         assert settled is not None
         return settled
 
-    async def _generate_and_send(
-        self, job: Job, answer_id: int, channel: Channel
-    ) -> tuple[Outcome, bool]:
-        """Generate the answer and send it; also whether the message was marked answered."""
+    async def _generate_and_send(self, job: Job, answer_id: int, channel: Channel) -> Outcome:
         if any(c.state is ChunkState.PENDING for c in job.chunks):
             await self._store.drop_unsent(answer_id)
         earlier = [c for c in job.chunks if c.state is not ChunkState.PENDING]
@@ -174,9 +168,7 @@ class Delivery:
         next_seq = max((c.seq for c in earlier), default=HOLD_SEQ) + 1
         queue: asyncio.Queue[_Ready | None] = asyncio.Queue()
         outcome = Outcome()
-        # Whether the sending loop is idle waiting for the next chunk: a chunk made then goes
-        # out at once, so it is recorded as `sending` right away (one write fewer).
-        waiting = _Waiting()
+        idle = _Idle()
 
         async def produce() -> None:
             seq = next_seq
@@ -187,7 +179,8 @@ class Delivery:
                     job.incoming, channel.spec, job.inbound_id, already_sent, outcome, on_text
                 )
                 async for chunk in chunks:
-                    at_once = waiting.idle and queue.empty()
+                    # The sender is waiting for exactly this chunk: it goes out at once.
+                    at_once = idle.waiting and queue.empty()
                     state = ChunkState.SENDING if at_once else ChunkState.PENDING
                     chunk_id = await self._store.add_chunk(
                         answer_id, seq, chunk.text, chunk.source, state=state
@@ -195,56 +188,24 @@ class Delivery:
                     bodies.append(chunk.text)
                     seq += 1
                     await queue.put(_Ready(chunk_id, chunk, at_once))
-                if queue.empty() and carry is None and sending.recording:
-                    # The last send is over and only its outcome is being written: wait for
-                    # that write (the single SQLite writer would queue ours behind it anyway).
-                    await waiting.settled.wait()
-                # Every chunk already sent and recorded so: the message is answered too.
-                last = waiting.idle and waiting.sent_all and queue.empty()
-                finish = last and not outcome.erase_user
-                waiting.completing = not finish
-                await self._store.complete_answer(
-                    answer_id,
-                    "\n\n".join(bodies),
-                    outcome.kind,
-                    finish_inbound_id=job.inbound_id if finish else None,
-                )
-                waiting.finished = finish
+                await self._store.complete_answer(answer_id, "\n\n".join(bodies), outcome.kind)
             finally:
                 await queue.put(_DONE)
 
         producer = asyncio.create_task(produce())
-        sending = _Sending(self._store, channel, job.incoming, job.inbound_id)
+        sending = _Sending(self._store, channel, job.incoming)
         hold_due = channel.hold and not earlier
         carry: _Ready | None = None
         finished = False
-
-        async def nothing_left() -> bool:
-            """The answer is recorded complete and this send is its last: the same
-            transaction that records the send can mark the message answered."""
-            if waiting.completing and carry is None and queue.empty() and not producer.done():
-                # Generation is over and only the complete answer is being written: wait for
-                # that write (the single SQLite writer would queue ours behind it anyway).
-                await asyncio.wait({producer})
-            return (
-                producer.done()
-                and not producer.cancelled()
-                and producer.exception() is None
-                and carry is None
-                and queue.qsize() <= 1  # at most the end marker, which the producer put last
-                and not outcome.erase_user
-                and not waiting.finished
-            )
-
         try:
             while not finished:
                 item: _Ready | None
                 if carry is not None:
                     item, carry = carry, None
                 elif hold_due:
-                    item = await self._first_or_hold(queue, sending, answer_id, outcome, waiting)
+                    item = await self._first_or_hold(queue, sending, answer_id, outcome, idle)
                 else:
-                    with waiting.all_sent():
+                    with idle.now():
                         item = await queue.get()
                 hold_due = False
                 if item is _DONE:
@@ -253,15 +214,14 @@ class Delivery:
                 if channel.coalesce:
                     carry, finished = _take_ready(queue, batch, channel.spec)
                 await sending.send(
-                    [r.chunk_id for r in batch],
-                    SEPARATOR.join(r.chunk.text for r in batch),
-                    already_sending=[r.chunk_id for r in batch if r.sending],
-                    finish_if=nothing_left,
+                    [ready.chunk_id for ready in batch],
+                    SEPARATOR.join(ready.chunk.text for ready in batch),
+                    already_sending=[ready.chunk_id for ready in batch if ready.sending],
                 )
             await producer  # surfaces a producer crash instead of calling the job done
         finally:
             producer.cancel()
-        return outcome, sending.finished or waiting.finished
+        return outcome
 
     async def _first_or_hold(
         self,
@@ -269,22 +229,20 @@ class Delivery:
         sending: _Sending,
         answer_id: int,
         outcome: Outcome,
-        waiting: _Waiting,
+        idle: _Idle,
     ) -> _Ready | None:
-        waiting.idle = True
-        try:
-            return await asyncio.wait_for(queue.get(), self._hold_after_s)
-        except TimeoutError:
-            waiting.idle = False
-            text = self._bot.prompts.text("hold", outcome.language)
-            hold_id = await self._store.add_chunk(
-                answer_id, HOLD_SEQ, text, is_hold=True, state=ChunkState.SENDING
-            )
-            await sending.send([hold_id], text, already_sending=[hold_id])
-            with waiting.all_sent():
-                return await queue.get()
-        finally:
-            waiting.idle = False
+        with idle.now():
+            try:
+                return await asyncio.wait_for(queue.get(), self._hold_after_s)
+            except TimeoutError:
+                pass
+        text = self._bot.prompts.text("hold", outcome.language)
+        hold_id = await self._store.add_chunk(
+            answer_id, HOLD_SEQ, text, is_hold=True, state=ChunkState.SENDING
+        )
+        await sending.send([hold_id], text, already_sending=[hold_id])
+        with idle.now():
+            return await queue.get()
 
 
 @dataclass(frozen=True)
@@ -296,54 +254,38 @@ class _Ready:
     sending: bool  # recorded straight as `sending`
 
 
-class _Waiting:
-    """What the sending loop is doing, for the producer to fold writes by."""
+class _Idle:
+    """Whether the sending loop is waiting for the next chunk (one recorded now is sent at
+    once, so it can be recorded as `sending` straight away: one write fewer)."""
 
     def __init__(self) -> None:
-        self.idle = False  # waiting for the next chunk: one recorded now goes out at once
-        self.sent_all = False  # ...and every chunk before it was sent and its outcome recorded
-        self.settled = asyncio.Event()  # set while `sent_all`
-        self.finished = False  # the producer marked the message answered with the answer
-        self.completing = False  # the producer is writing the complete answer (only)
+        self.waiting = False
 
     @contextlib.contextmanager
-    def all_sent(self) -> Iterator[None]:
-        self.idle = self.sent_all = True
-        self.settled.set()
+    def now(self) -> Iterator[None]:
+        self.waiting = True
         try:
             yield
         finally:
-            self.idle = self.sent_all = False
-            self.settled.clear()
+            self.waiting = False
 
 
 class _Sending:
     """Sends one job's chunks in order; after a permanent failure the rest is not attempted."""
 
-    def __init__(self, store: Store, channel: Channel, incoming: Incoming, inbound_id: int) -> None:
+    def __init__(self, store: Store, channel: Channel, incoming: Incoming) -> None:
         self._store = store
         self._channel = channel
         self._incoming = incoming
-        self._incoming_id = inbound_id
         self._blocked: str | None = None
-        self._finish_if: Callable[[], Awaitable[bool]] | None = None
-        self.recording = False  # a send is over; its outcome is being written
-        self.finished = False  # the message was marked answered with the last chunk
 
     async def send(
-        self,
-        chunk_ids: list[int],
-        text: str,
-        already_sending: Collection[int] = (),
-        finish_if: Callable[[], Awaitable[bool]] | None = None,
+        self, chunk_ids: list[int], text: str, already_sending: Collection[int] = ()
     ) -> None:
-        """Send `text` (one chunk, or several ready ones joined) and record the outcome.
-        `already_sending`: those of the chunks recorded as `sending` already. `finish_if`:
-        asked once the send is over; when true, the message is marked answered together with
-        the outcome."""
-        self._finish_if = finish_if
+        """Send `text` (one chunk, or several ready ones joined) and record the outcome;
+        `already_sending`: those of the chunks recorded as `sending` already."""
         if self._blocked is not None:
-            await self._mark(chunk_ids, ChunkState.FAILED, error=self._blocked)
+            await self._store.mark_chunks(chunk_ids, ChunkState.FAILED, error=self._blocked)
             return
         to_mark = [chunk_id for chunk_id in chunk_ids if chunk_id not in already_sending]
         if to_mark:
@@ -360,31 +302,9 @@ class _Sending:
             )
             self._blocked = reason
             SEND_FAILURES.labels(self._incoming.channel, str(error.permanent).lower()).inc()
-            await self._mark(chunk_ids, ChunkState.FAILED, error=reason)
+            await self._store.mark_chunks(chunk_ids, ChunkState.FAILED, error=reason)
             return
-        await self._mark(chunk_ids, ChunkState.SENT, provider_id=provider_id)
-
-    async def _mark(
-        self,
-        chunk_ids: list[int],
-        state: ChunkState,
-        provider_id: str | None = None,
-        error: str | None = None,
-    ) -> None:
-        """Record how a send ended (and, when it was the last, that the message is answered)."""
-        finish = self._finish_if is not None and await self._finish_if()
-        self.recording = True
-        try:
-            await self._store.mark_chunks(
-                chunk_ids,
-                state,
-                provider_id=provider_id,
-                error=error,
-                finish_inbound_id=self._incoming_id if finish else None,
-            )
-        finally:
-            self.recording = False
-        self.finished = self.finished or finish
+        await self._store.mark_chunks(chunk_ids, ChunkState.SENT, provider_id=provider_id)
 
     async def resend(self, chunks: tuple[StoredChunk, ...]) -> None:
         for chunk in chunks:

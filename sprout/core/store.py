@@ -377,10 +377,8 @@ class Store:
         state: ChunkState,
         provider_id: str | None = None,
         error: str | None = None,
-        finish_inbound_id: int | None = None,
     ) -> None:
-        """Mark chunks (sent together in one message) in one transaction; with
-        `finish_inbound_id`, also mark that message answered (see `finish`) in it."""
+        """Mark chunks (sent together in one message) in one transaction."""
         async with self._write() as connection:
             if chunk_ids:
                 await connection.execute(
@@ -393,8 +391,6 @@ class Store:
                         "new_sent_at": _now() if state is ChunkState.SENT else None,
                     },
                 )
-            if finish_inbound_id is not None:
-                await connection.execute(_FINISH, {"inbound_id": finish_inbound_id})
 
     async def drop_unsent(self, answer_id: int) -> None:
         """Forget generated-but-unsent chunks of an unfinished answer before generating again."""
@@ -410,18 +406,13 @@ class Store:
         answer_id: int,
         text: str,
         kind: str | None = None,
-        finish_inbound_id: int | None = None,
     ) -> None:
-        """`kind` names what answered (explain, chat...); only model answers become history.
-        With `finish_inbound_id` (every chunk already sent), also mark that message answered
-        (see `finish`) in the same transaction."""
+        """`kind` names what answered (explain, chat...); only model answers become history."""
         async with self._write() as connection:
             await connection.execute(
                 _COMPLETE_ANSWER,
                 {"answer_id": answer_id, "new_text": text, "new_kind": kind, "now": _now()},
             )
-            if finish_inbound_id is not None:
-                await connection.execute(_FINISH, {"inbound_id": finish_inbound_id})
 
     async def user_state(
         self, user_id: str, inbound_id: int, history_kinds: frozenset[str], max_turns: int = 40
