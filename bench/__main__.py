@@ -21,7 +21,15 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import concurrency, first_message, micro_chunking, scale_out, slow_model, webhook
+from bench import (
+    concurrency,
+    cpu_cost,
+    first_message,
+    micro_chunking,
+    scale_out,
+    slow_model,
+    webhook,
+)
 from bench.common import Procs, Row, machine
 
 Figure = Callable[[Procs, bool], list[Row]]
@@ -32,6 +40,7 @@ FIGURES: dict[str, Figure] = {
     "concurrency": concurrency.run,
     "scale_out": scale_out.run,
     "micro_chunking": micro_chunking.run,
+    "cpu_cost": cpu_cost.run,
 }
 COLUMNS = ("figure", "sprout", "baseline", "ratio", "target", "met")
 
