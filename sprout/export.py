@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import select
 
 from sprout.core.logs import user_ref
-from sprout.core.store import AnswerRow, ChunkRow, ChunkState, InboundRow, Store
+from sprout.core.store import Store
+from sprout.core.tables import AnswerRow, ChunkRow, ChunkState, InboundRow
 
 FIELDS = (
     "user", "channel", "received_at", "question", "answer", "kind", "messages", "hold_sent",

@@ -27,7 +27,8 @@ from sprout.core.chunking import Chunk
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import ChannelSpec, Incoming
 from sprout.core.metrics import JOB_SECONDS, JOBS_RUNNING, SEND_FAILURES
-from sprout.core.store import ChunkState, Job, Store, StoredChunk
+from sprout.core.store import Job, Store, StoredChunk
+from sprout.core.tables import ChunkState
 
 log = get_logger(__name__)
 

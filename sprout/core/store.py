@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,14 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
-    DateTime,
-    ForeignKey,
-    MetaData,
-    String,
-    Text,
-    UniqueConstraint,
     bindparam,
     delete,
     event,
@@ -40,14 +32,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sprout.core.messages import Incoming, Media
+from sprout.core.tables import AnswerRow, ChunkRow, ChunkState, InboundRow, UserRow, utc_now
 from sprout.migrations import upgrade_to_head
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -57,85 +45,6 @@ def _aware(moment: datetime) -> datetime:
 
 # Twilio's status callbacks can arrive out of order; never step back from a later state.
 _STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
-
-
-class ChunkState(enum.StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"  # handed to the channel; if we crash now, ask the channel what it got
-    SENT = "sent"
-    FAILED = "failed"
-
-
-# The names PostgreSQL itself gives unnamed constraints: databases made by `create_all` before
-# migrations existed then carry exactly the names revision 0001 creates, and later revisions can
-# refer to a constraint by one name everywhere (SQLite's batch mode needs names to drop them).
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "%(table_name)s_%(column_0_N_name)s_key",
-    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
-    "pk": "%(table_name)s_pkey",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
-
-
-class UserRow(Base):
-    __tablename__ = "users"
-
-    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    opted_out: Mapped[bool] = mapped_column(default=False)
-    # `reset` hides earlier turns from the model without deleting them.
-    history_after: Mapped[int] = mapped_column(default=0)
-    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
-
-
-class InboundRow(Base):
-    __tablename__ = "inbound"
-    __table_args__ = (UniqueConstraint("channel", "message_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(32))
-    message_id: Mapped[str] = mapped_column(String(128))
-    user_id: Mapped[str] = mapped_column(String(128), index=True)
-    bot_address: Mapped[str] = mapped_column(String(128), default="")
-    text: Mapped[str] = mapped_column(Text)
-    media: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
-    received_at: Mapped[datetime]
-    done: Mapped[bool] = mapped_column(default=False, index=True)
-
-
-class AnswerRow(Base):
-    __tablename__ = "answers"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"), unique=True)
-    text: Mapped[str | None] = mapped_column(Text, default=None)
-    kind: Mapped[str | None] = mapped_column(String(16), default=None)
-    started_at: Mapped[datetime] = mapped_column(default=_now)
-    completed_at: Mapped[datetime | None] = mapped_column(default=None)
-    chunks: Mapped[list[ChunkRow]] = relationship(order_by="ChunkRow.seq", lazy="selectin")
-
-
-class ChunkRow(Base):
-    __tablename__ = "chunks"
-    __table_args__ = (UniqueConstraint("answer_id", "seq"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id"))
-    seq: Mapped[int]
-    is_hold: Mapped[bool] = mapped_column(default=False)
-    body: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(Text, default="")
-    state: Mapped[ChunkState] = mapped_column(String(16), default=ChunkState.PENDING)
-    provider_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
-    error: Mapped[str | None] = mapped_column(String(200), default=None)
-    delivery_status: Mapped[str | None] = mapped_column(String(32), default=None)
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    sent_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 @dataclass(frozen=True)
@@ -322,7 +231,7 @@ class Store:
                         _INSERT_ANSWER,
                         {
                             "inbound_id": inbound_id,
-                            "started_at": _now(),
+                            "started_at": utc_now(),
                             "text": None,
                             "kind": None,
                         },
@@ -356,7 +265,7 @@ class Store:
             "source": source,
             "is_hold": is_hold,
             "state": state,
-            "created_at": _now(),
+            "created_at": utc_now(),
         }
         async with self._write() as connection:
             chunk_id: int = (await connection.execute(_INSERT_CHUNK, values)).scalar_one()
@@ -388,7 +297,7 @@ class Store:
                         "new_state": state,
                         "new_provider_id": provider_id,
                         "new_error": error,
-                        "new_sent_at": _now() if state is ChunkState.SENT else None,
+                        "new_sent_at": utc_now() if state is ChunkState.SENT else None,
                     },
                 )
 
@@ -411,7 +320,7 @@ class Store:
         async with self._write() as connection:
             await connection.execute(
                 _COMPLETE_ANSWER,
-                {"answer_id": answer_id, "new_text": text, "new_kind": kind, "now": _now()},
+                {"answer_id": answer_id, "new_text": text, "new_kind": kind, "now": utc_now()},
             )
 
     async def user_state(

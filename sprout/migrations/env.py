@@ -15,7 +15,8 @@ from alembic import context
 from sqlalchemy import Connection
 
 from sprout.core.settings import Settings
-from sprout.core.store import Base, Store
+from sprout.core.store import Store
+from sprout.core.tables import Base
 from sprout.migrations import lock_schema
 
 config = context.config

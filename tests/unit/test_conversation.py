@@ -16,7 +16,8 @@ from sprout.core.llm import ToolCall
 from sprout.core.messages import Incoming
 from sprout.core.prompts import Prompts
 from sprout.core.ratelimit import RateLimit
-from sprout.core.store import Base, Store, Turn
+from sprout.core.store import Store, Turn
+from sprout.core.tables import Base
 from tests.unit.doubles import FakeLLM, RecordingSender
 
 USER = "whatsapp:+447700900001"

@@ -6,7 +6,8 @@ from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
 from sprout.core.formatting import WHATSAPP, to_whatsapp
 from sprout.core.messages import Incoming, Media, utf16_len
 from sprout.core.prompts import Prompts
-from sprout.core.store import ChunkState, Store
+from sprout.core.store import Store
+from sprout.core.tables import ChunkState
 from tests.unit.doubles import FakeLLM, RecordingSender
 
 PARAGRAPH = "Stomp like a dinosaur and count each giant step out loud together. " * 5

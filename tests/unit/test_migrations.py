@@ -16,7 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, Table, func, select
 
 from sprout.core.messages import Incoming
-from sprout.core.store import Base, Store
+from sprout.core.store import Store
+from sprout.core.tables import Base
 from sprout.migrations import alembic_config
 
 ROOT = Path(__file__).resolve().parents[2]

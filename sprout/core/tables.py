@@ -1,0 +1,97 @@
+"""The tables: what Sprout keeps about users, their messages, answers and the chunks sent.
+
+Alembic's revisions in `sprout/migrations` are generated from these classes; change a table
+here, then add a revision (`alembic revision --autogenerate`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChunkState(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # handed to the channel; if we crash now, ask the channel what it got
+    SENT = "sent"
+    FAILED = "failed"
+
+
+# The names PostgreSQL itself gives unnamed constraints: databases made by `create_all` before
+# migrations existed then carry exactly the names revision 0001 creates, and later revisions can
+# refer to a constraint by one name everywhere (SQLite's batch mode needs names to drop them).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    opted_out: Mapped[bool] = mapped_column(default=False)
+    # `reset` hides earlier turns from the model without deleting them.
+    history_after: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class InboundRow(Base):
+    __tablename__ = "inbound"
+    __table_args__ = (UniqueConstraint("channel", "message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    bot_address: Mapped[str] = mapped_column(String(128), default="")
+    text: Mapped[str] = mapped_column(Text)
+    media: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    received_at: Mapped[datetime]
+    done: Mapped[bool] = mapped_column(default=False, index=True)
+
+
+class AnswerRow(Base):
+    __tablename__ = "answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"), unique=True)
+    text: Mapped[str | None] = mapped_column(Text, default=None)
+    kind: Mapped[str | None] = mapped_column(String(16), default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    chunks: Mapped[list[ChunkRow]] = relationship(order_by="ChunkRow.seq", lazy="selectin")
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (UniqueConstraint("answer_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id"))
+    seq: Mapped[int]
+    is_hold: Mapped[bool] = mapped_column(default=False)
+    body: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[ChunkState] = mapped_column(String(16), default=ChunkState.PENDING)
+    provider_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    error: Mapped[str | None] = mapped_column(String(200), default=None)
+    delivery_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
