@@ -119,14 +119,16 @@ class Runtime:
         delivery = Delivery(self.store, bot, channels, self.settings.hold_after_s)
         redis_url = self.settings.redis_connection_url
         if redis_url is not None:
-            self.jobs = RedisJobs(redis_url, self.store, self.settings.job_lease_s)
+            self.jobs = RedisJobs(
+                redis_url, self.store, self.settings.job_lease_s, frozenset(channels)
+            )
             await self.jobs.start()
             if worker:
                 job = partial(self._run_job, delivery)
                 self.jobs.serve(job, self.settings.sweep_s, max_concurrent_jobs)
         else:
             self.dispatcher = InProcessDispatcher(delivery.run)
-            await self._recover()
+            await self._recover(frozenset(channels))
         if self.telegram is not None and not worker:
             await self.telegram.start()
             self._taking_updates = True
@@ -169,10 +171,10 @@ class Runtime:
         )
         return TwilioSender(self._twilio, settings.twilio_whatsapp_from, callback)
 
-    async def _recover(self) -> None:
+    async def _recover(self, channels: frozenset[str]) -> None:
         """Resume whatever the last run left unfinished, in the order it arrived."""
         assert self.dispatcher is not None
-        pending = await self.store.unfinished()
+        pending = await self.store.unfinished(channels=channels)
         for inbound_id, user_id in pending:
             await self.dispatch(user_id, inbound_id)
         if pending:

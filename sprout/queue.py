@@ -126,9 +126,13 @@ class UserLease:
 class RedisJobs:
     """The Redis side of the job path, for both web processes (enqueue) and workers."""
 
-    def __init__(self, url: str, store: Store, lease_s: float) -> None:
+    def __init__(
+        self, url: str, store: Store, lease_s: float, channels: frozenset[str] | None = None
+    ) -> None:
+        """`channels`: the channels whose messages these processes answer (None: all)."""
         self._store = store
         self._lease_s = lease_s
+        self._channels = channels
         self.broker = ResilientStreamBroker(
             url,
             queue_name=STREAM,
@@ -169,7 +173,7 @@ class RedisJobs:
                 self._running.add(current)
                 current.add_done_callback(self._running.discard)
             async with UserLease(self.redis, user_id, self._lease_s).held():
-                for pending_id, _ in await self._store.unfinished(user_id):
+                for pending_id, _ in await self._store.unfinished(user_id, self._channels):
                     await job(pending_id, user_id)
                     with contextlib.suppress(RedisError, OSError):
                         await self.redis.delete(_marker(pending_id))
@@ -194,7 +198,7 @@ class RedisJobs:
 
     async def sweep(self) -> int:
         """Queue every unanswered message that no live queue entry covers; how many it queued."""
-        pending = await self._store.unfinished()
+        pending = await self._store.unfinished(channels=self._channels)
         if not pending:
             return 0
         markers = await self.redis.mget([_marker(inbound_id) for inbound_id, _ in pending])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,9 +165,12 @@ class Store:
             return None
         return inbound_id
 
-    async def unfinished(self, user_id: str | None = None) -> list[tuple[int, str]]:
-        """(inbound id, user id) of every message not yet fully answered (of one user, when
-        given), oldest first."""
+    async def unfinished(
+        self, user_id: str | None = None, channels: Collection[str] | None = None
+    ) -> list[tuple[int, str]]:
+        """(inbound id, user id) of every message not yet fully answered, oldest first; only
+        one user's, or only those that came through `channels`, when given (a message from
+        the web page or `sprout chat` is not the server's to resume)."""
         query = (
             select(InboundRow.id, InboundRow.user_id)
             .where(InboundRow.done.is_(False))
@@ -175,6 +178,8 @@ class Store:
         )
         if user_id is not None:
             query = query.where(InboundRow.user_id == user_id)
+        if channels is not None:
+            query = query.where(InboundRow.channel.in_(list(channels)))
         async with self.engine.connect() as connection:
             rows = await connection.execute(query)
             return [(inbound_id, owner) for inbound_id, owner in rows]

@@ -98,3 +98,18 @@ async def test_a_lease_is_exclusive_until_released(redis_server: RedisServer, st
     finally:
         await jobs.redis.aclose()
     assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+
+
+async def test_a_sweep_leaves_messages_of_channels_these_processes_do_not_serve(
+    redis_server: RedisServer, store: Store
+) -> None:
+    web_page = Incoming(channel="web", user_id="web:abc", text="explain rain", message_id="w1")
+    assert await store.record_inbound(web_page) is not None
+    whatsapp = await record(store, "SM1")
+    jobs = RedisJobs(redis_server.url, store, lease_s=2, channels=frozenset({"whatsapp"}))
+    await jobs.start()
+    try:
+        assert await jobs.sweep() == 1
+        assert await jobs.redis.exists(_marker(whatsapp))
+    finally:
+        await jobs.close()
