@@ -20,7 +20,7 @@ from sprout.core.formatting import to_whatsapp
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.scripted import message_text, scripted
 from tests.fakes.telegram_server import FakeTelegram
-from tests.fakes.twilio_server import FakeTwilio, SentMessage
+from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.conftest import SproutServer
 from tests.integration.test_telegram import telegram_env
 from tests.integration.test_whatsapp import ACTIVITIES, squashed, wait_for_text
@@ -102,11 +102,18 @@ def cluster_factory(
         process.stop()
 
 
-def answers_by_user(messages: list[SentMessage]) -> dict[str, list[str]]:
+def assert_each_answered_once_in_order(
+    fake_twilio: FakeTwilio, users: list[str], per_user: int, timeout: float
+) -> None:
+    """User i's n-th message was `explain q-i-n`: every one answered once, in that order."""
+    fake_twilio.wait_for_messages(len(users) * per_user, timeout=timeout)
+    time.sleep(1.0)  # a duplicate would arrive now
     by_user: dict[str, list[str]] = {}
-    for message in messages:
+    for message in fake_twilio.messages:
         by_user.setdefault(message.to, []).append(message.body)
-    return by_user
+    assert len(fake_twilio.messages) == len(users) * per_user
+    for index, user in enumerate(users):
+        assert by_user[user] == [f"Answer to q-{index}-{n}." for n in range(per_user)]
 
 
 def test_two_webs_and_two_workers_answer_200_messages_once_each_in_order(
@@ -124,12 +131,7 @@ def test_two_webs_and_two_workers_answer_200_messages_once_each_in_order(
 
     with ThreadPoolExecutor(max_workers=25) as pool:
         list(pool.map(converse, range(50)))
-    fake_twilio.wait_for_messages(200, timeout=120)
-    time.sleep(1.0)  # a duplicate would arrive now
-    by_user = answers_by_user(fake_twilio.messages)
-    assert len(fake_twilio.messages) == 200
-    for index, user in enumerate(users):
-        assert by_user[user] == [f"Answer to q-{index}-{n}." for n in range(4)]
+    assert_each_answered_once_in_order(fake_twilio, users, per_user=4, timeout=120)
 
 
 def test_a_worker_killed_mid_answer_is_replaced_and_nothing_is_lost_or_repeated(
@@ -171,12 +173,7 @@ def test_a_redis_restart_loses_no_accepted_message(
     redis_server.start()
     for index, user in enumerate(users):
         cluster.send(f"explain q-{index}-2", user, web=index)
-    fake_twilio.wait_for_messages(30, timeout=60)
-    time.sleep(1.0)
-    by_user = answers_by_user(fake_twilio.messages)
-    assert len(fake_twilio.messages) == 30
-    for index, user in enumerate(users):
-        assert by_user[user] == [f"Answer to q-{index}-{n}." for n in range(3)]
+    assert_each_answered_once_in_order(fake_twilio, users, per_user=3, timeout=60)
 
 
 def test_model_and_twilio_faults_are_retried_then_apologised_for_never_silent(
