@@ -16,7 +16,13 @@ from sprout.channels.telegram.bot import TelegramChannel
 from sprout.channels.telegram.sender import TELEGRAM_STREAMING, TelegramSender
 from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
 from sprout.core.bot import Bot
-from sprout.core.delivery import Channel, Delivery, InProcessDispatcher, run_with_retries
+from sprout.core.delivery import (
+    Channel,
+    Delivery,
+    InProcessDispatcher,
+    Lease,
+    run_with_retries,
+)
 from sprout.core.formatting import WHATSAPP
 from sprout.core.llm import ChatModel, DemoChatModel, OpenAIChatModel
 from sprout.core.logs import get_logger
@@ -155,8 +161,9 @@ class Runtime:
         return channels
 
     @staticmethod
-    async def _run_job(delivery: Delivery, inbound_id: int, user_id: str) -> None:
-        await run_with_retries(delivery.run, inbound_id, user_id, retry_wait_s=1.0)
+    async def _run_job(delivery: Delivery, inbound_id: int, user_id: str, lease: Lease) -> None:
+        run = partial(delivery.run, lease=lease)
+        await run_with_retries(run, inbound_id, user_id, retry_wait_s=1.0)
 
     def _whatsapp_sender(self) -> TwilioSender:
         settings = self.settings

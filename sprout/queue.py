@@ -6,8 +6,9 @@ SPROUT_JOB_LEASE_S. Around it:
 
 - A lease per user (a Redis lock, renewed while the job runs) keeps two workers from answering
   one user at once. The holder answers all of that user's unfinished messages in arrival
-  order, so the order holds whichever worker received which job, and a second delivery of a
-  job finds nothing left to do.
+  order, so the order holds whichever worker received which job; a job that finds the lease
+  taken, or a second delivery of a job, has nothing to do. A holder checks its lease before
+  every write and send, so one that stalled past it stops instead of racing its successor.
 - The database stays the record of what is unanswered. Each queued message has a marker key
   (when it was queued) beside the stream. A periodic sweep re-enqueues an unanswered message
   whose marker is missing (queueing failed while Redis was down, or a restarted Redis lost its
@@ -26,13 +27,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError, RedisError, ResponseError
+from redis.exceptions import LockError, LockNotOwnedError, RedisError, ResponseError
 from taskiq import AckableMessage
 from taskiq.api import run_receiver_task
 from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
+from sprout.core.delivery import Lease, LeaseLostError
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.store import Store
 
@@ -48,8 +50,9 @@ RECONNECT_WAIT_S = 1.0
 STREAM_MAX_LEN = 100_000
 MARKER_TTL_S = 24 * 3600
 
-Job = Callable[[int, str], Awaitable[None]]
-"""Answers one recorded message (inbound id, user id), retrying passing faults itself."""
+Job = Callable[[int, str, Lease], Awaitable[None]]
+"""Answers one recorded message (inbound id, user id) under the user's lease, retrying
+passing faults itself; raises LeaseLostError when the lease ran out."""
 
 
 def _marker(inbound_id: int) -> str:
@@ -93,30 +96,53 @@ class ResilientStreamBroker(RedisStreamBroker):
 
 
 class UserLease:
-    """Exclusive right to answer one user, kept alive while held; a dead holder's lease
-    expires after `lease_s` and the user's jobs can go on elsewhere."""
+    """Exclusive right to answer one user, renewed while held; a dead or stalled holder's
+    lease expires after `lease_s` and the user's jobs go on elsewhere.
+
+    Redis expires the key `lease_s` after it last set it, which is after the moment this side
+    asked it to: from that moment the lease is surely ours for `lease_s`. `check` demands a
+    margin of it, so a holder that stalled (CPU starvation, a paused VM) past its lease finds
+    out before its next write or send, and no successor can have started within the margin.
+    """
 
     def __init__(self, redis: Redis, user_id: str, lease_s: float) -> None:
-        self._lock = redis.lock(_lease_key(user_id), timeout=lease_s, sleep=0.05)
+        self._lock = redis.lock(_lease_key(user_id), timeout=lease_s)
         self._lease_s = lease_s
         self._user_id = user_id
+        self._valid_until = 0.0
+
+    def check(self) -> None:
+        if time.monotonic() > self._valid_until - self._lease_s / 4:
+            raise LeaseLostError
 
     async def _renew(self) -> None:
         while True:
-            await asyncio.sleep(self._lease_s / 3)
+            await asyncio.sleep(self._lease_s / 4)
+            asked_at = time.monotonic()
             try:
                 await self._lock.extend(self._lease_s, replace_ttl=True)
+            except LockNotOwnedError:
+                log.warning("lease_expired", user=user_ref(self._user_id))
+                return
+            except LockError:
+                return  # released already: the job is over
             except (RedisError, OSError) as error:
-                # Redis is away: keep answering. At worst another worker starts this user's
-                # job too, and chunk states keep it from resending what was sent.
+                # Redis is away: `check` stops the job once the margin is gone.
                 log.warning("lease_not_renewed", user=user_ref(self._user_id), error=str(error))
+                continue
+            self._valid_until = asked_at + self._lease_s
 
     @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
-        await self._lock.acquire()
+    async def held(self) -> AsyncIterator[bool]:
+        """Take the lease if it is free; yields whether it was taken."""
+        asked_at = time.monotonic()
+        if not await self._lock.acquire(blocking=False):
+            yield False
+            return
+        self._valid_until = asked_at + self._lease_s
         renewing = asyncio.create_task(self._renew())
         try:
-            yield
+            yield True
         finally:
             renewing.cancel()
             with contextlib.suppress(LockError, RedisError, OSError):
@@ -172,11 +198,11 @@ class RedisJobs:
             if current is not None:
                 self._running.add(current)
                 current.add_done_callback(self._running.discard)
-            async with UserLease(self.redis, user_id, self._lease_s).held():
-                for pending_id, _ in await self._store.unfinished(user_id, self._channels):
-                    await job(pending_id, user_id)
-                    with contextlib.suppress(RedisError, OSError):
-                        await self.redis.delete(_marker(pending_id))
+            try:
+                await self._answer_user(job, user_id)
+            except LeaseLostError:
+                # This worker stalled past its lease; the sweep hands the rest on.
+                log.warning("lease_lost", user=user_ref(user_id))
 
         self.broker.register_task(answer_user, task_name=TASK_NAME)
         self.broker.is_worker_process = True
@@ -185,6 +211,31 @@ class RedisJobs:
             asyncio.create_task(receiver),
             asyncio.create_task(self._sweep_forever(sweep_every_s)),
         ]
+
+    async def _answer_user(self, job: Job, user_id: str) -> None:
+        """Answer all the user's unfinished messages in arrival order, if nobody else is.
+
+        A job that finds the lease taken just ends: the holder looks for new messages again
+        after letting the lease go, so a message recorded while it held the lease is not left
+        behind, and no job sits polling for a busy user's lease."""
+        attempted: set[int] = set()
+        while True:
+            lease = UserLease(self.redis, user_id, self._lease_s)
+            async with lease.held() as taken:
+                if not taken:
+                    return
+                while pending := await self._not_attempted(user_id, attempted):
+                    for inbound_id in pending:
+                        attempted.add(inbound_id)  # one try per holding: a failing one waits
+                        await job(inbound_id, user_id, lease)  # for the sweep
+                        with contextlib.suppress(RedisError, OSError):
+                            await self.redis.delete(_marker(inbound_id))
+            if not await self._not_attempted(user_id, attempted):
+                return
+
+    async def _not_attempted(self, user_id: str, attempted: set[int]) -> list[int]:
+        unfinished = await self._store.unfinished(user_id, self._channels)
+        return [inbound_id for inbound_id, _ in unfinished if inbound_id not in attempted]
 
     async def _sweep_forever(self, every_s: float) -> None:
         while True:

@@ -20,7 +20,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from sprout.core.bot import Bot, Outcome
 from sprout.core.chunking import Chunk
@@ -45,6 +50,26 @@ class SendError(Exception):
     def __init__(self, reason: str, permanent: bool) -> None:
         super().__init__(reason)
         self.permanent = permanent
+
+
+class LeaseLostError(Exception):
+    """This process may no longer act for the user: another may be taking the job over."""
+
+
+class Lease(Protocol):
+    def check(self) -> None:
+        """Raise LeaseLostError unless this process still has the user to itself for a while."""
+        ...
+
+
+class _SoleProcess:
+    """Jobs run in one process only: nobody else can take them over."""
+
+    def check(self) -> None:
+        pass
+
+
+SOLE_PROCESS: Lease = _SoleProcess()
 
 
 class Sender(Protocol):
@@ -114,7 +139,10 @@ class Delivery:
         self._channels = channels
         self._hold_after_s = hold_after_s
 
-    async def run(self, inbound_id: int) -> None:
+    async def run(self, inbound_id: int, lease: Lease = SOLE_PROCESS) -> None:
+        """Answer a recorded message. Under a `lease` (the user's jobs may move between
+        processes), every write and send first checks it is still held, so a process that
+        stalled past its lease stops before it can repeat what its successor sends."""
         job = await self._store.load_job(inbound_id)
         if job is None or job.done:
             return
@@ -123,20 +151,22 @@ class Delivery:
             log.error("channel_not_running", channel=job.incoming.channel, inbound=inbound_id)
             return
         with JOBS_RUNNING.track_inprogress():
-            await self._run(job, channel)
+            await self._run(job, channel, lease)
         waited = datetime.now(UTC) - job.incoming.received_at
         JOB_SECONDS.labels(job.incoming.channel).observe(waited.total_seconds())
 
-    async def _run(self, job: Job, channel: Channel) -> None:
+    async def _run(self, job: Job, channel: Channel, lease: Lease) -> None:
         inbound_id = job.inbound_id
+        lease.check()
         answer_id = job.answer_id or await self._store.start_answer(inbound_id)
         log.info("job_started", inbound=inbound_id, user=user_ref(job.incoming.user_id))
-        job = await self._settle_interrupted_sends(job, channel)
+        job = await self._settle_interrupted_sends(job, channel, lease)
         if job.answer_complete:
-            await _Sending(self._store, channel, job.incoming).resend(job.chunks)
+            await _Sending(self._store, channel, job.incoming, lease).resend(job.chunks)
             erase = job.answer_kind == ERASED_KIND
         else:
-            erase = (await self._generate_and_send(job, answer_id, channel)).erase_user
+            erase = (await self._generate_and_send(job, answer_id, channel, lease)).erase_user
+        lease.check()
         if erase:
             # The confirmation is out: now the message that asked goes too, with its answer.
             await self._store.erase_user(job.incoming.user_id)
@@ -144,7 +174,7 @@ class Delivery:
             await self._store.finish(inbound_id)
         log.info("job_done", inbound=inbound_id, user=user_ref(job.incoming.user_id))
 
-    async def _settle_interrupted_sends(self, job: Job, channel: Channel) -> Job:
+    async def _settle_interrupted_sends(self, job: Job, channel: Channel, lease: Lease) -> Job:
         """A chunk left `sending` by a crash may or may not have reached the user."""
         interrupted = [c for c in job.chunks if c.state is ChunkState.SENDING]
         for chunk in interrupted:
@@ -153,6 +183,7 @@ class Delivery:
                 since = chunk.created_at - LOOKUP_CLOCK_SKEW
                 found = await channel.lookup.find_sent(job.incoming, chunk.body, since)
             state = ChunkState.SENT if found else ChunkState.PENDING
+            lease.check()
             await self._store.mark_chunk(chunk.id, state, provider_id=found)
         if not interrupted:
             return job
@@ -160,7 +191,9 @@ class Delivery:
         assert settled is not None
         return settled
 
-    async def _generate_and_send(self, job: Job, answer_id: int, channel: Channel) -> Outcome:
+    async def _generate_and_send(
+        self, job: Job, answer_id: int, channel: Channel, lease: Lease
+    ) -> Outcome:
         if any(c.state is ChunkState.PENDING for c in job.chunks):
             await self._store.drop_unsent(answer_id)
         earlier = [c for c in job.chunks if c.state is not ChunkState.PENDING]
@@ -183,18 +216,20 @@ class Delivery:
                     # The sender is waiting for exactly this chunk: it goes out at once.
                     at_once = idle.waiting and queue.empty()
                     state = ChunkState.SENDING if at_once else ChunkState.PENDING
+                    lease.check()
                     chunk_id = await self._store.add_chunk(
                         answer_id, seq, chunk.text, chunk.source, state=state
                     )
                     bodies.append(chunk.text)
                     seq += 1
                     await queue.put(_Ready(chunk_id, chunk, at_once))
+                lease.check()
                 await self._store.complete_answer(answer_id, "\n\n".join(bodies), outcome.kind)
             finally:
                 await queue.put(_DONE)
 
         producer = asyncio.create_task(produce())
-        sending = _Sending(self._store, channel, job.incoming)
+        sending = _Sending(self._store, channel, job.incoming, lease)
         hold_due = channel.hold and not earlier
         carry: _Ready | None = None
         finished = False
@@ -238,6 +273,7 @@ class Delivery:
             except TimeoutError:
                 pass
         text = self._bot.prompts.text("hold", outcome.language)
+        sending.lease.check()
         hold_id = await self._store.add_chunk(
             answer_id, HOLD_SEQ, text, is_hold=True, state=ChunkState.SENDING
         )
@@ -274,10 +310,11 @@ class _Idle:
 class _Sending:
     """Sends one job's chunks in order; after a permanent failure the rest is not attempted."""
 
-    def __init__(self, store: Store, channel: Channel, incoming: Incoming) -> None:
+    def __init__(self, store: Store, channel: Channel, incoming: Incoming, lease: Lease) -> None:
         self._store = store
         self._channel = channel
         self._incoming = incoming
+        self.lease = lease
         self._blocked: str | None = None
 
     async def send(
@@ -290,7 +327,9 @@ class _Sending:
             return
         to_mark = [chunk_id for chunk_id in chunk_ids if chunk_id not in already_sending]
         if to_mark:
+            self.lease.check()
             await self._store.mark_chunks(to_mark, ChunkState.SENDING)
+        self.lease.check()
         try:
             provider_id = await self._channel.sender.send(self._incoming, text)
         except SendError as error:
@@ -318,15 +357,19 @@ async def run_with_retries(
 ) -> None:
     """Run a job, again after a passing fault (a database hiccup must not leave the user in
     silence): a job resumes from what it recorded, so running it again is safe. A job that
-    keeps failing stays unfinished in the store, for the next start-up or sweep."""
+    keeps failing stays unfinished in the store, for the next start-up or sweep. LeaseLostError
+    is raised: the job is someone else's now."""
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(JOB_ATTEMPTS),
             wait=wait_exponential(multiplier=retry_wait_s),
+            retry=retry_if_not_exception_type(LeaseLostError),
             reraise=True,
         ):
             with attempt:
                 await run(inbound_id)
+    except LeaseLostError:
+        raise
     except Exception:
         log.exception("job_crashed", inbound=inbound_id, user=user_ref(user_id))
 

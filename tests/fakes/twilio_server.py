@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import secrets
 import time
@@ -68,6 +69,8 @@ class FakeTwilio(FakeService):
         self._messages: list[SentMessage] = []
         self._requests: list[dict[str, str]] = []
         self._failures: deque[_Failure] = deque()
+        self._late_answers: deque[float] = deque()
+        self.lookups = 0  # authenticated reads of the message list
 
     @property
     def base_url(self) -> str:
@@ -98,6 +101,12 @@ class FakeTwilio(FakeService):
         (default by status: 429→20429, 500→20500, 400→21211, …)."""
         with self._lock:
             self._failures.extend([_Failure(status, code, retry_after)] * times)
+
+    def answer_late(self, seconds: float, times: int = 1) -> None:
+        """Accept the next ``times`` messages but answer only after ``seconds`` (the sender
+        may give up waiting although the message went out)."""
+        with self._lock:
+            self._late_answers.extend([seconds] * times)
 
     def reset(self) -> None:
         with self._lock:
@@ -167,6 +176,8 @@ class FakeTwilio(FakeService):
         )
         with self._lock:
             self._messages.append(message)
+            late = self._late_answers.popleft() if self._late_answers else 0.0
+        await asyncio.sleep(late)
         return web.json_response(
             message_resource(self.account_sid, sid, to, from_, body, fields, num_media=len(media)),
             status=201,
@@ -176,6 +187,8 @@ class FakeTwilio(FakeService):
         """Read Messages, newest first, filtered by To, From and ``DateSent>`` like the API."""
         if not self._authorised(request):
             return twilio_error(401, 20003)
+        with self._lock:
+            self.lookups += 1
         query = request.query
         after = query.get("DateSent>")
         since = datetime.fromisoformat(after.replace("Z", "+00:00")) if after else None

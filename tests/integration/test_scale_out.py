@@ -156,6 +156,32 @@ def test_a_worker_killed_mid_answer_is_replaced_and_nothing_is_lost_or_repeated(
     assert len(bodies) == len(set(bodies)), "a chunk was sent twice"
 
 
+def test_a_worker_stalled_past_its_lease_stops_and_its_successor_sends_nothing_twice(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(scripted(ACTIVITIES))
+    fake_openai.set_speed(ttft=0.0, tokens_per_s=150)
+    cluster = cluster_factory(webs=1, workers=2)
+    cluster.send("Activities dinosaurs", "whatsapp:+447700900124")
+    fake_twilio.wait_for_messages(1, timeout=15)
+    stalled = cluster.busy_worker()
+    stalled.pause()
+    try:
+        fake_openai.set_speed(ttft=0.0, tokens_per_s=5000)
+        expected = squashed(to_whatsapp(ACTIVITIES).text)
+        wait_for_text(fake_twilio, expected, timeout=45)
+    finally:
+        stalled.resume()
+    deadline = time.monotonic() + 10
+    while '"lease_lost"' not in stalled.log():
+        assert time.monotonic() < deadline, "the stalled worker did not notice"
+        time.sleep(0.05)
+    time.sleep(1.0)  # anything it still sent would arrive now
+    bodies = [m.body for m in fake_twilio.messages]
+    assert len(bodies) == len(set(bodies)), "a chunk was sent twice"
+    assert squashed("".join(bodies)) == expected
+
+
 def test_a_redis_restart_loses_no_accepted_message(
     cluster_factory: Callable[..., Cluster],
     fake_openai: FakeOpenAI,

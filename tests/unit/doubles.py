@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,7 @@ class FakeLLM:
 class RecordingSender:
     sent: list[str] = field(default_factory=list)
     fail_permanently: bool = False
+    stall_s: float = 0.0  # after the first send the whole process stops this long
 
     async def find_sent(self, incoming: Incoming, text: str, since: datetime) -> str | None:
         return f"id{self.sent.index(text) + 1}" if text in self.sent else None
@@ -58,4 +60,6 @@ class RecordingSender:
         if self.fail_permanently:
             raise SendError("outside the 24 h window", permanent=True)
         self.sent.append(text)
+        if self.stall_s and len(self.sent) == 1:
+            time.sleep(self.stall_s)  # noqa: ASYNC251 (the stall: nothing else in the process runs)
         return f"id{len(self.sent)}"

@@ -4,11 +4,12 @@ the messages no live queue entry covers."""
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 
 import pytest
 
 from sprout.core.bot import Bot
-from sprout.core.delivery import Channel, Delivery
+from sprout.core.delivery import Channel, Delivery, Lease, LeaseLostError, run_with_retries
 from sprout.core.formatting import WHATSAPP
 from sprout.core.messages import Incoming
 from sprout.core.prompts import Prompts
@@ -43,8 +44,8 @@ async def test_a_job_delivered_three_times_to_two_workers_is_answered_once(
     bot = Bot(FakeLLM("Rain is water falling from clouds.", delay_s=0.01), prompts, store)
     delivery = Delivery(store, bot, {"whatsapp": Channel(WHATSAPP, sender)})
 
-    async def job(inbound_id: int, user_id: str) -> None:
-        await delivery.run(inbound_id)
+    async def job(inbound_id: int, user_id: str, lease: Lease) -> None:
+        await delivery.run(inbound_id, lease)
 
     other = RedisJobs(redis_server.url, store, lease_s=2)
     await other.start()
@@ -75,7 +76,8 @@ async def test_a_sweep_queues_exactly_the_messages_no_live_entry_covers(
     long_ago = time.time() - 60
     await jobs.redis.set(_marker(being_answered), long_ago)
     await jobs.redis.set(_marker(abandoned), long_ago)
-    async with UserLease(jobs.redis, "whatsapp:+3", lease_s=5).held():
+    async with UserLease(jobs.redis, "whatsapp:+3", lease_s=5).held() as taken:
+        assert taken
         assert await jobs.sweep() == 2
     for requeued in (never_queued, abandoned):
         assert float(await jobs.redis.get(_marker(requeued)) or 0) > long_ago
@@ -83,21 +85,98 @@ async def test_a_sweep_queues_exactly_the_messages_no_live_entry_covers(
     assert await jobs.sweep() == 0
 
 
-async def test_a_lease_is_exclusive_until_released(redis_server: RedisServer, store: Store) -> None:
+async def test_a_lease_is_exclusive_and_renewed_while_held(
+    redis_server: RedisServer, store: Store
+) -> None:
     jobs = RedisJobs(redis_server.url, store, lease_s=1)
-    order: list[str] = []
-
-    async def hold(name: str) -> None:
-        async with UserLease(jobs.redis, "whatsapp:+1", lease_s=1).held():
-            order.append(f"{name} in")
-            await asyncio.sleep(1.5)  # longer than the lease: renewal keeps it
-            order.append(f"{name} out")
-
+    first = UserLease(jobs.redis, "whatsapp:+1", lease_s=1)
     try:
-        await asyncio.gather(hold("a"), hold("b"))
+        async with first.held() as taken:
+            assert taken
+            await asyncio.sleep(1.5)  # longer than the lease: renewal keeps it
+            first.check()
+            async with UserLease(jobs.redis, "whatsapp:+1", lease_s=1).held() as second:
+                assert not second
+        async with UserLease(jobs.redis, "whatsapp:+1", lease_s=1).held() as second:
+            assert second, "released: free for the next worker"
     finally:
         await jobs.redis.aclose()
-    assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+
+
+async def test_a_holder_that_stalled_past_its_lease_knows_before_its_next_step(
+    redis_server: RedisServer, store: Store
+) -> None:
+    jobs = RedisJobs(redis_server.url, store, lease_s=1)
+    stalled = UserLease(jobs.redis, "whatsapp:+1", lease_s=1)
+    try:
+        async with stalled.held() as taken:
+            assert taken
+            stalled.check()
+            time.sleep(1.1)  # noqa: ASYNC251 (the process stops: CPU starvation, a paused VM)
+            with pytest.raises(LeaseLostError):
+                stalled.check()
+            async with UserLease(jobs.redis, "whatsapp:+1", lease_s=1).held() as successor:
+                assert successor, "the lease expired in Redis: another worker takes the user"
+    finally:
+        await jobs.redis.aclose()
+
+
+async def test_a_job_stalled_past_its_lease_stops_and_its_successor_sends_the_rest_once(
+    redis_server: RedisServer, store: Store, prompts: Prompts, jobs: RedisJobs
+) -> None:
+    paragraphs = [" ".join(f"drop{n}-{i}" for i in range(120)) for n in range(6)]
+    sender = RecordingSender(stall_s=1.2)
+    model = FakeLLM("\n\n".join(paragraphs), delay_s=0.001)
+    bot = Bot(model, prompts, store)
+    delivery = Delivery(store, bot, {"whatsapp": Channel(WHATSAPP, sender, lookup=sender)})
+    inbound_id = await record(store, "SM1")
+    stalled = UserLease(jobs.redis, "whatsapp:+1", lease_s=1)
+    async with stalled.held() as taken:
+        assert taken
+        with pytest.raises(LeaseLostError):
+            await run_with_retries(partial(delivery.run, lease=stalled), inbound_id, "+1", 0.1)
+    assert len(sender.sent) == 1, "nothing after the stall: a successor may be sending it"
+    model.reply = "\n\n".join(p for p in paragraphs if p not in sender.sent[0])  # continues
+    successor = UserLease(jobs.redis, "whatsapp:+1", lease_s=1)
+    async with successor.held() as taken:
+        assert taken
+        await delivery.run(inbound_id, successor)
+    assert len(sender.sent) == len(set(sender.sent)) > 1
+    assert " ".join("".join(sender.sent).split()) == " ".join("".join(paragraphs).split())
+
+
+async def test_a_message_arriving_while_its_user_is_answered_is_answered_next_by_the_holder(
+    redis_server: RedisServer, store: Store, prompts: Prompts, jobs: RedisJobs
+) -> None:
+    sender = RecordingSender()
+    bot = Bot(FakeLLM("Rain is water falling from clouds.", delay_s=0.3), prompts, store)
+    delivery = Delivery(store, bot, {"whatsapp": Channel(WHATSAPP, sender)})
+    started: list[str] = []
+    first_started = asyncio.Event()
+
+    async def job(inbound_id: int, user_id: str, lease: Lease) -> None:
+        started.append(str(inbound_id))
+        first_started.set()
+        await delivery.run(inbound_id, lease)
+
+    other = RedisJobs(redis_server.url, store, lease_s=2)
+    await other.start()
+    try:
+        jobs.serve(job, sweep_every_s=60, max_concurrent=10)
+        other.serve(job, sweep_every_s=60, max_concurrent=10)
+        first = await record(store, "SM1")
+        await jobs.enqueue("whatsapp:+1", first)
+        await asyncio.wait_for(first_started.wait(), 10)
+        second = await record(store, "SM2")
+        await other.enqueue("whatsapp:+1", second)
+        deadline = time.monotonic() + 15
+        while not (await store.load_job(second)).done:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert started == [str(first), str(second)]
+        assert len(sender.sent) == 2
+    finally:
+        await other.close()
 
 
 async def test_a_sweep_leaves_messages_of_channels_these_processes_do_not_serve(

@@ -55,6 +55,21 @@ async def test_server_errors_and_rate_limits_are_retried(
     assert len(fake.requests) == 3
 
 
+async def test_a_send_whose_answer_never_came_is_looked_up_not_repeated(
+    fake: FakeTwilio,
+) -> None:
+    client = twilio_client(fake.account_sid, fake.auth_token, fake.base_url, timeout=0.5)
+    try:
+        sender = TwilioSender(client, whatsapp_from=None, backoff_s=0.01)
+        fake.answer_late(5.0)  # accepted, but the answer comes after the client stopped waiting
+        sid = await sender.send(USER, "Only once, please")
+    finally:
+        await close_client(client)
+    [message] = fake.messages
+    assert message.sid == sid and message.body == "Only once, please"
+    assert fake.lookups == 1
+
+
 async def test_outside_the_24_hour_window_is_permanent(
     sender: TwilioSender, fake: FakeTwilio
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -20,7 +20,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from sprout.core.delivery import SendError
+from sprout.core.delivery import LOOKUP_CLOCK_SKEW, SendError
 from sprout.core.messages import Incoming
 
 TWILIO_API = "https://api.twilio.com"
@@ -42,6 +42,9 @@ class RedirectingHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         self._base_url = base_url.rstrip("/")
 
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        if kwargs.get("timeout") is None:
+            # The library's async client passes no timeout of its own: aiohttp would wait forever.
+            kwargs["timeout"] = self.timeout
         if url.startswith(TWILIO_API):
             url = self._base_url + url.removeprefix(TWILIO_API)
         # The library wraps credentials in aiohttp.BasicAuth, which aiohttp now deprecates.
@@ -61,6 +64,19 @@ def _seconds(value: str | None) -> float | None:
         return min(float(value), MAX_RETRY_AFTER_S) if value else None
     except ValueError:
         return None
+
+
+def _maybe_delivered(error: BaseException) -> bool:
+    """The request may have reached Twilio although no answer came back."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return False  # never connected
+    return isinstance(
+        error,
+        TimeoutError
+        | aiohttp.ServerDisconnectedError
+        | aiohttp.ClientPayloadError
+        | aiohttp.ClientOSError,
+    )
 
 
 def _transient(error: BaseException) -> bool:
@@ -89,7 +105,12 @@ class TwilioSender:
         return retry_after if retry_after is not None else self._backoff(state)
 
     async def send(self, incoming: Incoming, text: str) -> str:
+        """Twilio cannot be asked to create a message idempotently, so after an attempt whose
+        fate is unknown (a timeout, a dropped connection) it is asked whether the message
+        arrived before it is sent again."""
         extra = {"status_callback": self._status_callback} if self._status_callback else {}
+        since = datetime.now(UTC) - LOOKUP_CLOCK_SKEW
+        unknown_fate = False
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._attempts),
@@ -99,12 +120,18 @@ class TwilioSender:
             ):
                 with attempt:
                     _retry_after.set(None)
-                    message = await self._client.messages.create_async(
-                        to=incoming.user_id,
-                        from_=self._from or incoming.bot_address,
-                        body=text,
-                        **extra,
-                    )
+                    if unknown_fate and (found := await self.find_sent(incoming, text, since)):
+                        return found
+                    try:
+                        message = await self._client.messages.create_async(
+                            to=incoming.user_id,
+                            from_=self._from or incoming.bot_address,
+                            body=text,
+                            **extra,
+                        )
+                    except Exception as error:
+                        unknown_fate = unknown_fate or _maybe_delivered(error)
+                        raise
         except TwilioRestException as error:
             raise SendError(
                 f"twilio status {error.status} code {error.code}", permanent=not _transient(error)
@@ -127,9 +154,11 @@ class TwilioSender:
         return None
 
 
-def twilio_client(account_sid: str, auth_token: str, base_url: str) -> Client:
+def twilio_client(
+    account_sid: str, auth_token: str, base_url: str, timeout: float = 10.0
+) -> Client:
     """Must be called inside the running event loop: the HTTP client opens an aiohttp session."""
-    return Client(account_sid, auth_token, http_client=RedirectingHttpClient(base_url))
+    return Client(account_sid, auth_token, http_client=RedirectingHttpClient(base_url, timeout))
 
 
 async def close_client(client: Client) -> None:
