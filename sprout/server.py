@@ -6,7 +6,9 @@ import contextlib
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from quart import Quart, Response, jsonify
+from quart import Quart, Request, Response, jsonify
+from werkzeug.exceptions import BadHost
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from sprout.app import Runtime
 from sprout.channels.telegram.webhook import telegram_blueprint
@@ -15,9 +17,20 @@ from sprout.channels.whatsapp.webhook import SignatureCheck, whatsapp_blueprint
 MAX_BODY_BYTES = 64 * 1024  # Twilio's webhook bodies are a few KB; anything bigger is not Twilio
 
 
+class _Quart(Quart):
+    async def handle_request(self, request: Request) -> Response | WerkzeugResponse:
+        # A Host that Werkzeug cannot route by ("." or an over-long label) fails while Quart
+        # sets up the request, before any error handler: it would be a 500.
+        try:
+            self.create_url_adapter(request)
+        except BadHost:
+            return Response("Bad Host header\n", 400, content_type="text/plain; charset=utf-8")
+        return await super().handle_request(request)
+
+
 def create_app(runtime: Runtime) -> Quart:
     settings = runtime.settings
-    app = Quart("sprout")
+    app = _Quart("sprout")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
     @app.before_serving
