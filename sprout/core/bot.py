@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -27,6 +27,8 @@ DEFAULT_ACTIVITY_AGE = "3–4 years old"
 HISTORY_KINDS = frozenset({Intent.EXPLAIN.value, Intent.ACTIVITIES.value, Intent.CHAT.value})
 # Privacy commands work however fast someone writes.
 _ALWAYS_ALLOWED = frozenset({Intent.STOP, Intent.START, Intent.FORGET})
+# The profile tool's argument for what else the message asked ("…, ideas with playdough?").
+FOLLOW_UP_ARGUMENT = "then_answer"
 _LATEST = sys.maxsize  # answering outside the job log: every stored turn is history
 
 
@@ -47,6 +49,19 @@ class _Preview:
 
     def block(self, text: str) -> None:
         self.text(("\n\n" if self._shown else "") + text)
+
+
+@dataclass
+class _FollowUp:
+    """What a message asked besides a profile update, to answer once the update is saved."""
+
+    question: str = ""
+    profile: Profile = field(default_factory=Profile)
+
+    def set(self, call: ToolCall, profile: Profile) -> None:
+        question = call.arguments.get(FOLLOW_UP_ARGUMENT)
+        if call.name == "update_profile" and isinstance(question, str) and question.strip():
+            self.question, self.profile = question.strip(), profile
 
 
 @dataclass
@@ -140,9 +155,22 @@ class Bot:
             return
 
         messages, tools = self._model_request(request.intent, request.argument, profile, state)
-        generation = self._generate(messages, tools, spec, already_sent, user, profile, preview)
+        follow_up = _FollowUp()
+        generation = self._generate(
+            messages, tools, spec, already_sent, user, profile, preview, follow_up
+        )
         async for chunk in generation:
             yield chunk
+        if follow_up.question and not already_sent:
+            # "my son is 2, ideas with playdough?": saved, now the question, for the new age.
+            messages, _ = self._model_request(
+                Intent.CHAT, follow_up.question, follow_up.profile, state
+            )
+            generation = self._generate(
+                messages, (), spec, "", user, follow_up.profile, preview, _FollowUp()
+            )
+            async for chunk in generation:
+                yield chunk
 
     async def _command(
         self,
@@ -212,9 +240,11 @@ class Bot:
         user: str,
         profile: Profile,
         preview: _Preview,
+        follow_up: _FollowUp,
     ) -> AsyncIterator[Chunk]:
         """Stream the model into chunks. The SDK has already retried failed requests; a stream
-        that still fails, possibly mid-answer, is tried again from what was already yielded."""
+        that still fails, possibly mid-answer, is tried again from what was already yielded.
+        A profile update that came with a question leaves the question in `follow_up`."""
         delivered = [already_sent] if already_sent else []
         for attempt in range(1, self._attempts + 1):
             chunker = Chunker(spec)
@@ -223,6 +253,7 @@ class Bot:
                 async for item in self.model.stream(request, tools):
                     if isinstance(item, ToolCall):
                         profile = await self._save_profile(user, profile, item)
+                        follow_up.set(item, profile)
                         pieces = self.fixed(
                             "profile_saved", spec, profile.language,
                             profile=self._summary(profile, " · "),

@@ -80,6 +80,32 @@ async def test_my_son_is_2_sets_the_age_used_by_the_next_explain(chat: Chat) -> 
     assert "2 years old" in chat.model.requests[-1][0]["content"]
 
 
+async def test_a_profile_update_with_a_question_gets_both_the_confirmation_and_the_answer(
+    chat: Chat,
+) -> None:
+    await chat.say("Hi")
+    chat.model.next_tool_call = ToolCall(
+        "update_profile",
+        {"children": [{"age_years": 2}], "then_answer": "ideas with playdough?"},
+    )
+    chat.model.reply = "**Squish and roll**: make snakes together."
+    confirmation, answer = await chat.say("my son is 2, ideas with playdough?")
+    assert "Saved" in confirmation and "2 years old" in confirmation
+    assert "Squish and roll" in answer
+    system, *_, question = chat.model.requests[-1]
+    assert "2 years old" in system["content"], "answered for the age just saved"
+    assert question == {"role": "user", "content": "ideas with playdough?"}
+    assert chat.model.tools_offered[-1] == (), "the update is not offered again"
+
+
+async def test_a_profile_update_alone_gets_only_the_confirmation(chat: Chat) -> None:
+    await chat.say("Hi")
+    chat.model.next_tool_call = ToolCall("update_profile", {"children": [{"age_years": 2}]})
+    [confirmation] = await chat.say("my son is 2")
+    assert "Saved" in confirmation
+    assert len(chat.model.requests) == 1, "the first Hi is a fixed text: one model call in all"
+
+
 async def test_places_and_areas_reach_the_activities_prompt(chat: Chat) -> None:
     await chat.say("Hi")
     chat.model.next_tool_call = ToolCall(
