@@ -39,9 +39,11 @@ def next_sid() -> str:
 
 
 def echo(request: dict[str, Any]) -> str:
-    """Answers name the question they answer, so order and duplicates can be checked."""
-    [question] = QUESTION.findall(message_text(request["messages"][-1]))
-    return f"Answer to {question}."
+    """Answers name the question they answer, so order and duplicates can be checked. Asked to
+    continue an answer (a worker lost its lease mid-job), it gives the rest, as a model would."""
+    asked = [message_text(m) for m in request["messages"] if m["role"] == "user"]
+    question = next(found[0] for text in reversed(asked) if (found := QUESTION.findall(text)))
+    return scripted(f"Answer to {question}.")(request)
 
 
 @dataclass
