@@ -25,9 +25,10 @@ _ENTITY = regex.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
 
 @dataclass(frozen=True)
 class Chunk:
-    """One message. `source` is the markdown of the whole blocks it shows; when one block is
-    cut into several messages, all but the last carry `""`, so the sources of the messages
-    delivered so far never claim more than was delivered."""
+    """One message. `source` is what it shows, for asking the model to continue after it
+    (after a crash): the markdown of the whole blocks it shows, or, for a piece of a block cut
+    into several messages, the piece's own text (the markdown of part of a block is not known),
+    so the sources of the messages delivered so far say exactly what was delivered."""
 
     text: str
     source: str
@@ -232,8 +233,7 @@ class Chunker:
         if not self._pending and spec.measure(text) > spec.max_len:
             pieces = split_rendered(rendered, spec.max_len, spec.measure)
             self._sent += len(pieces)
-            sources = [""] * (len(pieces) - 1) + [source]
-            return out + [Chunk(p, src) for p, src in zip(pieces, sources, strict=True)]
+            return out + [Chunk(piece, piece) for piece in pieces]
         self._pending.append(text)
         self._pending_src = (self._pending_src[0] if len(self._pending) > 1 else start, stop)
         enough = self._first_min if self._sent == 0 else self._min_len

@@ -12,6 +12,7 @@ from sprout.core.delivery import SendError
 from sprout.core.llm import ModelError, ToolCall, Tools
 from sprout.core.messages import Incoming
 from sprout.core.prompts import ChatMessage
+from tests.fakes.scripted import scripted
 
 
 class FakeLLM:
@@ -19,9 +20,13 @@ class FakeLLM:
 
     name = "fake"
 
-    def __init__(self, reply: str = "Hello there.", delay_s: float = 0.0) -> None:
+    def __init__(
+        self, reply: str = "Hello there.", delay_s: float = 0.0, continues: bool = False
+    ) -> None:
         self.reply = reply
         self.delay_s = delay_s
+        # Asked to continue after part of `reply` (a resumed job), give only the rest.
+        self.continues = continues
         self.requests: list[list[ChatMessage]] = []
         self.tools_offered: list[Tools] = []
         self.failures: list[int] = []  # words to yield before failing, one entry per failing call
@@ -37,7 +42,8 @@ class FakeLLM:
             yield call
             return
         fail_after = self.failures.pop(0) if self.failures else None
-        words = self.reply.split(" ")
+        reply = scripted(self.reply)({"messages": messages}) if self.continues else self.reply
+        words = reply.split(" ")
         for index, word in enumerate(words):
             if fail_after is not None and index >= fail_after:
                 raise ModelError("fake failure")

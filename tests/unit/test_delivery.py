@@ -2,6 +2,7 @@ import asyncio
 from dataclasses import dataclass, field, replace
 
 from sprout.core.bot import Bot
+from sprout.core.chunking import chunk_markdown
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
 from sprout.core.formatting import WHATSAPP, to_whatsapp
 from sprout.core.messages import Incoming, Media, utf16_len
@@ -98,6 +99,23 @@ async def test_restart_of_an_unfinished_answer_continues_after_what_was_sent(
     assert model.requests[0][-2] == {"role": "assistant", "content": "**Part one**"}
     job = await store.load_job(inbound_id)
     assert job is not None and [c.body for c in job.chunks] == ["*Part one*", "Part two."]
+
+
+async def test_restart_after_the_first_piece_of_a_long_list_sends_only_the_rest(
+    store: Store, prompts: Prompts
+) -> None:
+    long_list = "\n".join(f"{n}. {PARAGRAPH.strip()}" for n in range(1, 9))  # one block
+    first, *rest = chunk_markdown(long_list, WHATSAPP)
+    assert rest, "the list needs more than one message"
+    inbound_id = await store.record_inbound(incoming())
+    assert inbound_id is not None
+    answer_id = await store.start_answer(inbound_id)
+    sent = await store.add_chunk(answer_id, 1, first.text, first.source)
+    await store.mark_chunk(sent, ChunkState.SENT)  # then the process died
+    sender, model = RecordingSender(), FakeLLM(long_list, continues=True)
+    await delivery(store, prompts, model, sender).run(inbound_id)
+    whole = " ".join(to_whatsapp(long_list).text.split())
+    assert " ".join(" ".join([first.text, *sender.sent]).split()) == whole, "nothing repeated"
 
 
 async def test_a_permanent_send_failure_is_recorded_not_retried(
