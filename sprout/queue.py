@@ -7,8 +7,9 @@ SPROUT_JOB_LEASE_S. Around it:
 - A lease per user (a Redis lock, renewed while the job runs) keeps two workers from answering
   one user at once. The holder answers all of that user's unfinished messages in arrival
   order, so the order holds whichever worker received which job; a job that finds the lease
-  taken, or a second delivery of a job, has nothing to do. A holder checks its lease before
-  every write and send, so one that stalled past it stops instead of racing its successor.
+  taken flags the holder to look again, and a second delivery of a job has nothing to do. A
+  holder checks its lease before every write and send, so one that stalled past it stops
+  instead of racing its successor.
 - The database stays the record of what is unanswered. Each queued message has a marker key
   (when it was queued) beside the stream. A periodic sweep re-enqueues an unanswered message
   whose marker is missing (queueing failed while Redis was down, or a restarted Redis lost its
@@ -62,6 +63,11 @@ def _marker(inbound_id: int) -> str:
 def _lease_key(user_id: str) -> str:
     # Keys are visible to anyone with Redis access: no phone numbers in them.
     return "sprout:user:" + hashlib.sha256(user_id.encode()).hexdigest()[:32]
+
+
+def _more_key(user_id: str) -> str:
+    """Set by a job that found the user's lease taken: the holder has more to look at."""
+    return _lease_key(user_id) + ":more"
 
 
 class QueueUnavailableError(Exception):
@@ -215,23 +221,30 @@ class RedisJobs:
     async def _answer_user(self, job: Job, user_id: str) -> None:
         """Answer all the user's unfinished messages in arrival order, if nobody else is.
 
-        A job that finds the lease taken just ends: the holder looks for new messages again
-        after letting the lease go, so a message recorded while it held the lease is not left
-        behind, and no job sits polling for a busy user's lease."""
+        A job that finds the lease taken leaves a flag for the holder and ends (no job sits
+        polling for a busy user's lease). The holder, once it has let the lease go, takes the
+        flag and looks again. The flag is set before a second try for the lease, so a second
+        try that fails means the flag was there before the holder let go: no message is left
+        behind, and a job that finds nothing new costs one Redis call, not a query."""
         attempted: set[int] = set()
+        flagged = False
         while True:
             lease = UserLease(self.redis, user_id, self._lease_s)
             async with lease.held() as taken:
-                if not taken:
-                    return
-                while pending := await self._not_attempted(user_id, attempted):
-                    for inbound_id in pending:
+                if taken:
+                    for inbound_id in await self._not_attempted(user_id, attempted):
                         attempted.add(inbound_id)  # one try per holding: a failing one waits
                         await job(inbound_id, user_id, lease)  # for the sweep
                         with contextlib.suppress(RedisError, OSError):
                             await self.redis.delete(_marker(inbound_id))
-            if not await self._not_attempted(user_id, attempted):
+            if taken:
+                if not await self.redis.getdel(_more_key(user_id)):
+                    return
+            elif flagged:
                 return
+            else:
+                await self.redis.set(_more_key(user_id), 1, ex=MARKER_TTL_S)
+                flagged = True
 
     async def _not_attempted(self, user_id: str, attempted: set[int]) -> list[int]:
         unfinished = await self._store.unfinished(user_id, self._channels)
