@@ -136,42 +136,48 @@ def test_two_webs_and_two_workers_answer_200_messages_once_each_in_order(
     assert_each_answered_once_in_order(fake_twilio, users, per_user=4, timeout=120)
 
 
-def test_a_worker_killed_mid_answer_is_replaced_and_nothing_is_lost_or_repeated(
+EXPECTED_ACTIVITIES = squashed(to_whatsapp(ACTIVITIES).text)
+
+
+def answering_slowly(
     cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
-) -> None:
+) -> tuple[Cluster, SproutServer]:
+    """1 web + 2 workers, one long answer under way: the cluster and the worker writing it."""
     fake_openai.set_reply(scripted(ACTIVITIES))
     fake_openai.set_speed(ttft=0.0, tokens_per_s=150)
     cluster = cluster_factory(webs=1, workers=2)
     cluster.send("Activities dinosaurs", "whatsapp:+447700900123")
     fake_twilio.wait_for_messages(1, timeout=15)
-    victim = cluster.busy_worker()
+    return cluster, cluster.busy_worker()
+
+
+def assert_whole_and_nothing_twice(bodies: list[str]) -> None:
+    assert squashed("".join(bodies)) == EXPECTED_ACTIVITIES
+    assert len(bodies) == len(set(bodies)), "a chunk was sent twice"
+
+
+def test_a_worker_killed_mid_answer_is_replaced_and_nothing_is_lost_or_repeated(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    cluster, victim = answering_slowly(cluster_factory, fake_openai, fake_twilio)
     victim.kill()
     delivered_before = len(fake_twilio.messages)
     fake_openai.set_speed(ttft=0.0, tokens_per_s=5000)
-    expected = squashed(to_whatsapp(ACTIVITIES).text)
-    messages = wait_for_text(fake_twilio, expected, timeout=45)
+    messages = wait_for_text(fake_twilio, EXPECTED_ACTIVITIES, timeout=45)
     survivor = next(worker for worker in cluster.workers if worker is not victim)
     assert '"job_started"' in survivor.log()
     assert delivered_before < len(messages)
-    assert squashed("".join(m.body for m in messages)) == expected
-    bodies = [m.body for m in messages]
-    assert len(bodies) == len(set(bodies)), "a chunk was sent twice"
+    assert_whole_and_nothing_twice([m.body for m in messages])
 
 
 def test_a_worker_stalled_past_its_lease_stops_and_its_successor_sends_nothing_twice(
     cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
 ) -> None:
-    fake_openai.set_reply(scripted(ACTIVITIES))
-    fake_openai.set_speed(ttft=0.0, tokens_per_s=150)
-    cluster = cluster_factory(webs=1, workers=2)
-    cluster.send("Activities dinosaurs", "whatsapp:+447700900124")
-    fake_twilio.wait_for_messages(1, timeout=15)
-    stalled = cluster.busy_worker()
+    _, stalled = answering_slowly(cluster_factory, fake_openai, fake_twilio)
     stalled.pause()
     try:
         fake_openai.set_speed(ttft=0.0, tokens_per_s=5000)
-        expected = squashed(to_whatsapp(ACTIVITIES).text)
-        wait_for_text(fake_twilio, expected, timeout=45)
+        wait_for_text(fake_twilio, EXPECTED_ACTIVITIES, timeout=45)
     finally:
         stalled.resume()
     deadline = time.monotonic() + 10
@@ -179,9 +185,7 @@ def test_a_worker_stalled_past_its_lease_stops_and_its_successor_sends_nothing_t
         assert time.monotonic() < deadline, "the stalled worker did not notice"
         time.sleep(0.05)
     time.sleep(1.0)  # anything it still sent would arrive now
-    bodies = [m.body for m in fake_twilio.messages]
-    assert len(bodies) == len(set(bodies)), "a chunk was sent twice"
-    assert squashed("".join(bodies)) == expected
+    assert_whole_and_nothing_twice([m.body for m in fake_twilio.messages])
 
 
 def test_a_redis_restart_loses_no_accepted_message(

@@ -2,6 +2,7 @@
 the messages no live queue entry covers."""
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from functools import partial
@@ -14,7 +15,7 @@ from sprout.core.formatting import WHATSAPP
 from sprout.core.messages import Incoming
 from sprout.core.prompts import Prompts
 from sprout.core.store import Store
-from sprout.queue import RedisJobs, UserLease, _marker
+from sprout.queue import Job, RedisJobs, UserLease, _marker
 from tests.services import RedisServer
 from tests.unit.doubles import FakeLLM, RecordingSender
 
@@ -37,6 +38,28 @@ async def jobs(redis_server: RedisServer, store: Store) -> AsyncIterator[RedisJo
     await jobs.close()
 
 
+@contextlib.asynccontextmanager
+async def two_workers(
+    redis_server: RedisServer, store: Store, jobs: RedisJobs, job: Job
+) -> AsyncIterator[RedisJobs]:
+    """`jobs` and a second worker, both answering with `job`; yields the second."""
+    other = RedisJobs(redis_server.url, store, lease_s=2)
+    await other.start()
+    try:
+        jobs.serve(job, sweep_every_s=60, max_concurrent=10)
+        other.serve(job, sweep_every_s=60, max_concurrent=10)
+        yield other
+    finally:
+        await other.close()
+
+
+async def answered(store: Store, inbound_id: int, within_s: float = 15) -> None:
+    deadline = time.monotonic() + within_s
+    while not (await store.load_job(inbound_id)).done:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+
+
 async def test_a_job_delivered_three_times_to_two_workers_is_answered_once(
     redis_server: RedisServer, store: Store, prompts: Prompts, jobs: RedisJobs
 ) -> None:
@@ -47,22 +70,13 @@ async def test_a_job_delivered_three_times_to_two_workers_is_answered_once(
     async def job(inbound_id: int, user_id: str, lease: Lease) -> None:
         await delivery.run(inbound_id, lease)
 
-    other = RedisJobs(redis_server.url, store, lease_s=2)
-    await other.start()
-    try:
-        jobs.serve(job, sweep_every_s=60, max_concurrent=10)
-        other.serve(job, sweep_every_s=60, max_concurrent=10)
+    async with two_workers(redis_server, store, jobs, job):
         inbound_id = await record(store, "SM1")
         for _ in range(3):
             await jobs.enqueue("whatsapp:+1", inbound_id)
-        deadline = time.monotonic() + 15
-        while not (await store.load_job(inbound_id)).done:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await answered(store, inbound_id)
         await asyncio.sleep(0.5)  # the other deliveries run now and must find nothing to do
         assert sender.sent == ["Rain is water falling from clouds."]
-    finally:
-        await other.close()
 
 
 async def test_a_sweep_queues_exactly_the_messages_no_live_entry_covers(
@@ -159,24 +173,15 @@ async def test_a_message_arriving_while_its_user_is_answered_is_answered_next_by
         first_started.set()
         await delivery.run(inbound_id, lease)
 
-    other = RedisJobs(redis_server.url, store, lease_s=2)
-    await other.start()
-    try:
-        jobs.serve(job, sweep_every_s=60, max_concurrent=10)
-        other.serve(job, sweep_every_s=60, max_concurrent=10)
+    async with two_workers(redis_server, store, jobs, job) as other:
         first = await record(store, "SM1")
         await jobs.enqueue("whatsapp:+1", first)
         await asyncio.wait_for(first_started.wait(), 10)
         second = await record(store, "SM2")
         await other.enqueue("whatsapp:+1", second)
-        deadline = time.monotonic() + 15
-        while not (await store.load_job(second)).done:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await answered(store, second)
         assert started == [str(first), str(second)]
         assert len(sender.sent) == 2
-    finally:
-        await other.close()
 
 
 async def test_a_sweep_leaves_messages_of_channels_these_processes_do_not_serve(
