@@ -225,7 +225,7 @@ class RedisJobs:
         polling for a busy user's lease). The holder, once it has let the lease go, takes the
         flag and looks again. The flag is set before a second try for the lease, so a second
         try that fails means the flag was there before the holder let go: no message is left
-        behind, and a job that finds nothing new costs one Redis call, not a query."""
+        behind, and a holder that finds no flag is done without querying the database again."""
         attempted: set[int] = set()
         flagged = False
         while True:

@@ -141,8 +141,9 @@ class Delivery:
 
     async def run(self, inbound_id: int, lease: Lease = SOLE_PROCESS) -> None:
         """Answer a recorded message. Under a `lease` (the user's jobs may move between
-        processes), every write and send first checks it is still held, so a process that
-        stalled past its lease stops before it can repeat what its successor sends."""
+        processes), every send and every write that decides what is sent first checks it is
+        still held, so a process that stalled past its lease stops before it can repeat what
+        its successor sends (the outcome of a send already made is still recorded)."""
         job = await self._store.load_job(inbound_id)
         if job is None or job.done:
             return
@@ -195,6 +196,7 @@ class Delivery:
         self, job: Job, answer_id: int, channel: Channel, lease: Lease
     ) -> Outcome:
         if any(c.state is ChunkState.PENDING for c in job.chunks):
+            lease.check()
             await self._store.drop_unsent(answer_id)
         earlier = [c for c in job.chunks if c.state is not ChunkState.PENDING]
         already_sent = "\n\n".join(c.source for c in earlier if not c.is_hold)

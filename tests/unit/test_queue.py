@@ -38,6 +38,15 @@ async def jobs(redis_server: RedisServer, store: Store) -> AsyncIterator[RedisJo
     await jobs.close()
 
 
+RAIN = "Rain is water falling from clouds."
+
+
+def answering(store: Store, prompts: Prompts, model: FakeLLM, sender: RecordingSender) -> Delivery:
+    return Delivery(
+        store, Bot(model, prompts, store), {"whatsapp": Channel(WHATSAPP, sender, lookup=sender)}
+    )
+
+
 @contextlib.asynccontextmanager
 async def two_workers(
     redis_server: RedisServer, store: Store, jobs: RedisJobs, job: Job
@@ -64,8 +73,7 @@ async def test_a_job_delivered_three_times_to_two_workers_is_answered_once(
     redis_server: RedisServer, store: Store, prompts: Prompts, jobs: RedisJobs
 ) -> None:
     sender = RecordingSender()
-    bot = Bot(FakeLLM("Rain is water falling from clouds.", delay_s=0.01), prompts, store)
-    delivery = Delivery(store, bot, {"whatsapp": Channel(WHATSAPP, sender)})
+    delivery = answering(store, prompts, FakeLLM(RAIN, delay_s=0.01), sender)
 
     async def job(inbound_id: int, user_id: str, lease: Lease) -> None:
         await delivery.run(inbound_id, lease)
@@ -76,7 +84,7 @@ async def test_a_job_delivered_three_times_to_two_workers_is_answered_once(
             await jobs.enqueue("whatsapp:+1", inbound_id)
         await answered(store, inbound_id)
         await asyncio.sleep(0.5)  # the other deliveries run now and must find nothing to do
-        assert sender.sent == ["Rain is water falling from clouds."]
+        assert sender.sent == [RAIN]
 
 
 async def test_a_sweep_queues_exactly_the_messages_no_live_entry_covers(
@@ -140,9 +148,8 @@ async def test_a_job_stalled_past_its_lease_stops_and_its_successor_sends_the_re
 ) -> None:
     paragraphs = [" ".join(f"drop{n}-{i}" for i in range(120)) for n in range(6)]
     sender = RecordingSender(stall_s=1.2)
-    model = FakeLLM("\n\n".join(paragraphs), delay_s=0.001)
-    bot = Bot(model, prompts, store)
-    delivery = Delivery(store, bot, {"whatsapp": Channel(WHATSAPP, sender, lookup=sender)})
+    model = FakeLLM("\n\n".join(paragraphs), delay_s=0.001, continues=True)
+    delivery = answering(store, prompts, model, sender)
     inbound_id = await record(store, "SM1")
     stalled = UserLease(jobs.redis, "whatsapp:+1", lease_s=1)
     async with stalled.held() as taken:
@@ -150,7 +157,6 @@ async def test_a_job_stalled_past_its_lease_stops_and_its_successor_sends_the_re
         with pytest.raises(LeaseLostError):
             await run_with_retries(partial(delivery.run, lease=stalled), inbound_id, "+1", 0.1)
     assert len(sender.sent) == 1, "nothing after the stall: a successor may be sending it"
-    model.reply = "\n\n".join(p for p in paragraphs if p not in sender.sent[0])  # continues
     successor = UserLease(jobs.redis, "whatsapp:+1", lease_s=1)
     async with successor.held() as taken:
         assert taken
@@ -163,8 +169,7 @@ async def test_a_message_arriving_while_its_user_is_answered_is_answered_next_by
     redis_server: RedisServer, store: Store, prompts: Prompts, jobs: RedisJobs
 ) -> None:
     sender = RecordingSender()
-    bot = Bot(FakeLLM("Rain is water falling from clouds.", delay_s=0.3), prompts, store)
-    delivery = Delivery(store, bot, {"whatsapp": Channel(WHATSAPP, sender)})
+    delivery = answering(store, prompts, FakeLLM(RAIN, delay_s=0.3), sender)
     started: list[str] = []
     first_started = asyncio.Event()
 
