@@ -57,7 +57,8 @@ def create_app(runtime: Runtime) -> Quart:
     if runtime.telegram is not None and runtime.telegram.webhook:
         assert settings.telegram_webhook_secret is not None
         secret = settings.telegram_webhook_secret.get_secret_value()
-        app.register_blueprint(telegram_blueprint(runtime.telegram.application, secret))
+        channel = runtime.telegram
+        app.register_blueprint(telegram_blueprint(channel.bot, channel.handle, secret))
 
     @app.get("/healthz")
     async def healthz() -> tuple[Response, int]:

@@ -118,6 +118,7 @@ class FakeTelegram(FakeService):
         self._calls: list[ApiCall] = []
         self._messages: dict[int, BotMessage] = {}
         self._updates: list[dict[str, Any]] = []
+        self._served: list[int] = []
         self._failures: deque[_Failure] = deque()
         self._next_update_id = 100
         self._next_message_id = 1
@@ -193,6 +194,18 @@ class FakeTelegram(FakeService):
             ]
 
     @property
+    def served(self) -> list[int]:
+        """update_ids getUpdates has returned, in order, repeats included."""
+        with self._lock:
+            return list(self._served)
+
+    @property
+    def unconfirmed(self) -> list[int]:
+        """update_ids Telegram would still offer: no getUpdates asked past them yet."""
+        with self._lock:
+            return [u["update_id"] for u in self._updates]
+
+    @property
     def webhook(self) -> dict[str, Any]:
         with self._lock:
             return dict(self._webhook)
@@ -265,6 +278,7 @@ class FakeTelegram(FakeService):
                 if offset:  # confirms (forgets) every update before it
                     self._updates = [u for u in self._updates if u["update_id"] >= offset]
                 ready = list(self._updates[:limit])
+                self._served.extend(u["update_id"] for u in ready)
             left = deadline - time.monotonic()
             if ready or left <= 0:
                 return _result(ready)

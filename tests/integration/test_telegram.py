@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -57,6 +58,31 @@ def test_polling_answers_commands_once(
     assert len(fake_telegram.messages(2)) == 1 and len(fake_openai.requests) == 1
     log = server.log()
     assert fake_telegram.token not in log and "sky" not in log, "no secrets or texts in logs"
+
+
+def test_an_update_is_confirmed_only_once_recorded(
+    fake_telegram: FakeTelegram,  # first: it must outlive the server
+    server_factory: Callable[..., SproutServer],
+    fake_openai: FakeOpenAI,
+) -> None:
+    """A crash between taking an update and recording it must not lose the message: Telegram
+    forgets an update only when asked for the ones after it."""
+    server = server_factory(**telegram_env(fake_telegram))
+    fake_openai.set_reply(SKY)
+    # Another process holds SQLite's write lock, so the server cannot record what it polls.
+    blocker = sqlite3.connect(server.data_dir / "sprout.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    update = fake_telegram.push_text(3, "Explain why is the sky blue?")
+    fake_telegram.wait_for(lambda: update["update_id"] in fake_telegram.served, 5, "poll")
+    time.sleep(1.0)  # ample time to ask for the next updates, had it taken this one for done
+    assert fake_telegram.unconfirmed == [update["update_id"]]
+    server.kill()
+    blocker.rollback()
+    blocker.close()
+    server.start()
+    [answer] = answered(fake_telegram, 3)
+    assert answer.text == to_telegram_html(SKY).text
+    fake_telegram.wait_for(lambda: not fake_telegram.unconfirmed, 15, "confirmation")
 
 
 def test_a_long_answer_grows_by_edits_and_arrives_whole(

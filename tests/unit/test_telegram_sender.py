@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from telegram import Bot
 
-from sprout.channels.telegram.bot import message_text
+from sprout.channels.telegram.bot import incoming_from, message_text
 from sprout.channels.telegram.sender import TelegramSender
 from sprout.core.delivery import SendError
 from sprout.core.messages import Incoming, utf16_len
@@ -119,3 +119,17 @@ async def test_commands_become_the_words_the_router_reads(bot: Bot, fake: FakeTe
         "start",
         "Activities dinosaurs",
     ]
+
+
+async def test_only_text_for_this_bot_becomes_a_message(bot: Bot, fake: FakeTelegram) -> None:
+    fake.push_text(CHAT, "/explain@Sprout_Test_Bot why?")
+    fake.push_text(CHAT, "/help@another_bot")  # a group with several bots
+    sticker = fake.text_update(CHAT, "")
+    del sticker["message"]["text"]
+    fake.push_update(sticker)
+    updates = await bot.get_updates(timeout=1)
+    taken = [incoming_from(u, bot.username) for u in updates]
+    assert taken[1:] == [None, None]
+    assert taken[0] is not None and taken[0].text == "explain why?"
+    assert taken[0].user_id == f"telegram:{CHAT}"
+    assert taken[0].message_id == str(updates[0].update_id)

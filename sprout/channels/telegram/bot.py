@@ -3,6 +3,8 @@ app), each text message turned into an `Incoming` and handed to the core's durab
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,15 +12,9 @@ from typing import Any
 from telegram import Bot, Update
 from telegram.constants import ChatAction, MessageEntityType
 from telegram.error import TelegramError
-from telegram.ext import (
-    Application,
-    ApplicationBuilder,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import Application, ApplicationBuilder
 
+from sprout.channels.telegram.polling import Poller
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import Incoming
 from sprout.core.settings import Settings
@@ -28,7 +24,6 @@ log = get_logger(__name__)
 Accept = Callable[[Incoming], Awaitable[bool]]
 """Records and dispatches a message; False when it was a duplicate."""
 
-COMMANDS = ("start", "help", "explain", "activities", "settings", "reset")
 WEBHOOK_PATH = "/telegram"
 ALLOWED_UPDATES = [Update.MESSAGE]
 
@@ -47,43 +42,36 @@ def message_text(update: Update) -> str:
     return f"{command} {rest}".strip()
 
 
-def build_application(settings: Settings, accept: Accept) -> TelegramApp:
+def build_application(settings: Settings) -> TelegramApp:
+    """The Application gives the bot its connection pool and lifecycle; updates are taken by
+    `Poller` or the webhook, not by its Updater (see polling.py for why)."""
     assert settings.telegram_bot_token is not None
-    builder = (
+    return (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
+        .updater(None)
+        .build()
     )
-    if webhook_mode(settings):
-        builder = builder.updater(None)
-    application = builder.build()
 
-    async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat = update.effective_chat
-        if chat is None:
-            return
-        incoming = Incoming(
-            channel="telegram",
-            user_id=f"telegram:{chat.id}",
-            text=message_text(update),
-            message_id=str(update.update_id),
-        )
-        fresh = await accept(incoming)
-        log.info("telegram_inbound", user=user_ref(incoming.user_id), duplicate=not fresh)
-        if fresh:
-            try:
-                await context.bot.send_chat_action(chat.id, ChatAction.TYPING)
-            except TelegramError as error:  # only a courtesy: the answer comes anyway
-                log.info("telegram_typing_failed", error=type(error).__name__)
 
-    async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        error = context.error
-        log.error("telegram_handler_failed", error=type(error).__name__, detail=str(error)[:200])
-
-    application.add_handler(CommandHandler(COMMANDS, on_text))
-    application.add_handler(MessageHandler(filters.TEXT, on_text))
-    application.add_error_handler(on_error)
-    return application
+def incoming_from(update: Update, bot_username: str | None) -> Incoming | None:
+    """A text message as the core takes it; None for anything else (edits, stickers, photos)
+    and for a command addressed to another bot in a group (`/help@OtherBot`)."""
+    message, chat = update.message, update.effective_chat
+    if message is None or chat is None or message.text is None:
+        return None
+    entity = message.entities[0] if message.entities else None
+    if entity and entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
+        _, _, addressee = message.text[1 : entity.length].partition("@")
+        if addressee and bot_username and addressee.lower() != bot_username.lower():
+            return None
+    return Incoming(
+        channel="telegram",
+        user_id=f"telegram:{chat.id}",
+        text=message_text(update),
+        message_id=str(update.update_id),
+    )
 
 
 def webhook_mode(settings: Settings) -> bool:
@@ -105,14 +93,18 @@ class _RedactToken(logging.Filter):
 
 
 class TelegramChannel:
-    """Starts and stops the Application with the server: polling, or a registered webhook."""
+    """Takes updates (long polling, or the webhook route calling `handle`) and owns the bot the
+    sender uses."""
 
     def __init__(self, settings: Settings, accept: Accept) -> None:
         assert settings.telegram_bot_token is not None
         self.settings = settings
-        self.application = build_application(settings, accept)
+        self.application = build_application(settings)
         self.webhook = webhook_mode(settings)
+        self._accept = accept
         self._redact = _RedactToken(settings.telegram_bot_token.get_secret_value())
+        self._polling: asyncio.Task[None] | None = None
+        self._courtesies: set[asyncio.Task[None]] = set()
 
     @property
     def bot(self) -> Bot:
@@ -129,7 +121,6 @@ class TelegramChannel:
 
     async def start(self) -> None:
         """Take updates: register the webhook, or start long polling."""
-        await self.application.start()
         if self.webhook:
             assert self.settings.public_url and self.settings.telegram_webhook_secret
             await self.bot.set_webhook(
@@ -138,19 +129,41 @@ class TelegramChannel:
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
-            assert self.application.updater is not None
-            await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            poller = Poller(self.bot, self.handle, ALLOWED_UPDATES)
+            self._polling = asyncio.create_task(poller.run(), name="telegram-polling")
         log.info("telegram_started", mode="webhook" if self.webhook else "polling")
 
+    async def handle(self, update: Update) -> None:
+        """Record the message and queue its answer; raises if it could not be recorded, so
+        Telegram offers it again."""
+        incoming = incoming_from(update, self.bot.username)
+        if incoming is None:
+            return
+        fresh = await self._accept(incoming)
+        log.info("telegram_inbound", user=user_ref(incoming.user_id), duplicate=not fresh)
+        if fresh:  # not awaited: the next update need not wait for it
+            task = asyncio.create_task(self._typing(int(incoming.user_id.split(":", 1)[1])))
+            self._courtesies.add(task)
+            task.add_done_callback(self._courtesies.discard)
+
+    async def _typing(self, chat_id: int) -> None:
+        try:
+            await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except TelegramError as error:  # only a courtesy: the answer comes anyway
+            log.info("telegram_typing_failed", error=type(error).__name__)
+
     async def stop_updates(self) -> None:
-        """No more updates (a registered webhook stays: Telegram keeps updates while we restart)."""
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
-        if self.application.running:
-            await self.application.stop()
+        """No more updates (a registered webhook stays: Telegram keeps updates while we restart;
+        polled updates not yet recorded are offered again on the next start)."""
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+            self._polling = None
 
     async def shutdown(self) -> None:
+        for task in list(self._courtesies):
+            task.cancel()
         await self.application.shutdown()
         for handler in logging.getLogger().handlers:
             handler.removeFilter(self._redact)

@@ -1,24 +1,28 @@
 """Telegram's webhook, served by the Quart app: check the secret, parse the update, record it.
 
-The update is processed (recorded and its job dispatched) before the 200, so Telegram only
-forgets an update that is safely stored; the answer itself is sent by the job.
+The update is recorded (and its job dispatched) before the 200, so Telegram only forgets an
+update that is safely stored: if recording fails the route answers 500 and Telegram sends the
+update again. The answer itself is sent by the job.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import Blueprint, Response, abort, request
-from telegram import Update
+from telegram import Bot, Update
 
-from sprout.channels.telegram.bot import WEBHOOK_PATH, TelegramApp
+from sprout.channels.telegram.bot import WEBHOOK_PATH
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 
 
-def telegram_blueprint(application: TelegramApp, secret: str) -> Blueprint:
+def telegram_blueprint(
+    bot: Bot, handle: Callable[[Update], Awaitable[None]], secret: str
+) -> Blueprint:
     blueprint = Blueprint("telegram", __name__)
     expected = secret.encode()
 
@@ -34,10 +38,10 @@ def telegram_blueprint(application: TelegramApp, secret: str) -> Blueprint:
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             abort(400)
         try:
-            update = Update.de_json(data, application.bot)
+            update = Update.de_json(data, bot)
         except (KeyError, TypeError, ValueError, AttributeError):
             abort(400)
-        await application.process_update(update)
+        await handle(update)
         return Response("", status=200)
 
     return blueprint
