@@ -14,6 +14,7 @@ import openai
 
 from sprout.channels.telegram.bot import TelegramChannel
 from sprout.channels.telegram.sender import TELEGRAM_STREAMING, TelegramSender
+from sprout.channels.whatsapp.media import TwilioMedia
 from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
 from sprout.core.bot import Bot
 from sprout.core.delivery import (
@@ -83,6 +84,9 @@ def build_model(settings: Settings) -> ChatModel:
 def build_bot(settings: Settings, model: ChatModel, prompts: Prompts, store: Store) -> Bot:
     # With Redis the count is shared, so a user cannot exceed it by landing on several workers.
     limits_storage = settings.redis_connection_url or "memory://"
+    transcriber = None
+    if isinstance(model, OpenAIChatModel) and settings.transcribe_model:
+        transcriber = model.transcriber(settings.transcribe_model)
     return Bot(
         TimedModel(model),
         prompts,
@@ -90,6 +94,7 @@ def build_bot(settings: Settings, model: ChatModel, prompts: Prompts, store: Sto
         max_input_chars=settings.max_input_chars,
         history_tokens=settings.history_tokens,
         rate_limit=RateLimit(settings.rate_limit, limits_storage) if settings.rate_limit else None,
+        transcriber=transcriber,
     )
 
 
@@ -109,6 +114,7 @@ class Runtime:
         self.dispatcher: InProcessDispatcher | None = None
         self.jobs: RedisJobs | None = None
         self._twilio: Any = None
+        self._media: TwilioMedia | None = None
         self._taking_updates = False
         # Built now (no network yet) so the Quart app can route its webhook to it.
         self.telegram = (
@@ -150,7 +156,7 @@ class Runtime:
         channels: dict[str, Channel] = {}
         if self.settings.whatsapp_enabled:
             sender = self._whatsapp_sender()
-            channels["whatsapp"] = Channel(WHATSAPP, sender, lookup=sender)
+            channels["whatsapp"] = Channel(WHATSAPP, sender, lookup=sender, media=self._media)
         else:
             log.warning("whatsapp_disabled", reason="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set")
         if self.telegram is not None:
@@ -169,6 +175,11 @@ class Runtime:
         settings = self.settings
         assert settings.twilio_account_sid and settings.twilio_auth_token
         self._twilio = twilio_client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token.get_secret_value(),
+            settings.twilio_api_base_url,
+        )
+        self._media = TwilioMedia(
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
             settings.twilio_api_base_url,
@@ -235,6 +246,8 @@ class Runtime:
             await self.telegram.shutdown()
         if self._twilio is not None:
             await close_client(self._twilio)
+        if self._media is not None:
+            await self._media.close()
         if isinstance(self.model, OpenAIChatModel | DemoChatModel):
             await self.model.close()
         await self.store.close()

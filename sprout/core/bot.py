@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
 from sprout.core.chunking import Chunk, Chunker
 from sprout.core.history import recent_history
-from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools
+from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools, Transcriber
 from sprout.core.logs import get_logger, user_ref
-from sprout.core.messages import ChannelSpec, Incoming
+from sprout.core.messages import ChannelSpec, Incoming, Media, MediaError, MediaFetcher
 from sprout.core.profile import LANGUAGE_NAMES, Profile
 from sprout.core.prompts import ChatMessage, Prompts
 from sprout.core.ratelimit import RateLimit, Verdict
@@ -84,8 +84,10 @@ class Bot:
         model_attempts: int = 2,
         retry_wait_s: float = 1.0,
         rate_limit: RateLimit | None = None,
+        transcriber: Transcriber | None = None,
     ) -> None:
         self.model = model
+        self._transcriber = transcriber
         self.prompts = prompts
         self._store = store
         self._max_input_chars = max_input_chars
@@ -118,15 +120,30 @@ class Bot:
         already_sent: str = "",
         outcome: Outcome | None = None,
         on_text: Preview | None = None,
+        fetch_media: MediaFetcher | None = None,
     ) -> AsyncIterator[Chunk]:
         """The answer as chunks. `already_sent` is the part a user already has (after a crash):
         the model is asked to continue from it instead of starting again. `on_text`, when
-        given, also sees the answer's text as it is written, word by word (for live views)."""
+        given, also sees the answer's text as it is written, word by word (for live views).
+        A voice note is transcribed first when the channel can `fetch_media` and a transcriber
+        is set; the transcript is recorded as the message's text (history, resuming)."""
         outcome = outcome or Outcome()
         preview = _Preview(on_text)
         user = incoming.user_id
         state = await self._store.user_state(user, inbound_id or _LATEST, HISTORY_KINDS)
         profile = _profile(state.profile)
+        voice = incoming.voice_note
+        if voice and fetch_media and self._transcriber and not state.opted_out:
+            heard = await self._listen(user, voice, fetch_media, self._transcriber)
+            if not heard:
+                outcome.kind, outcome.language = "voice_failed", profile.language
+                for chunk in self.fixed("voice_failed", spec, profile.language):
+                    preview.block(chunk.text)
+                    yield chunk
+                return
+            incoming = replace(incoming, text=heard)
+            if inbound_id is not None:
+                await self._store.set_inbound_text(inbound_id, heard)
         request = route(incoming.text, state.first_contact)
         # Fixed texts: the profile's language, else the one the user's command word is in.
         lang = outcome.language = profile.language or request.language
@@ -171,6 +188,20 @@ class Bot:
             )
             async for chunk in generation:
                 yield chunk
+
+    @staticmethod
+    async def _listen(
+        user: str, voice: Media, fetch_media: MediaFetcher, transcriber: Transcriber
+    ) -> str:
+        """The voice note's words; empty when it could not be fetched or understood."""
+        try:
+            audio = await fetch_media.fetch(voice)
+            heard = await transcriber.transcribe(audio, voice.content_type)
+        except (MediaError, ModelError) as error:
+            log.warning("voice_note_failed", user=user_ref(user), error=type(error).__name__)
+            return ""
+        log.info("voice_note_heard", user=user_ref(user), audio_bytes=len(audio))
+        return heard
 
     async def _command(
         self,

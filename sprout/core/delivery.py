@@ -30,7 +30,7 @@ from tenacity import (
 from sprout.core.bot import Bot, Outcome
 from sprout.core.chunking import Chunk
 from sprout.core.logs import get_logger, user_ref
-from sprout.core.messages import ChannelSpec, Incoming
+from sprout.core.messages import ChannelSpec, Incoming, MediaFetcher
 from sprout.core.metrics import JOB_SECONDS, JOBS_RUNNING, SEND_FAILURES
 from sprout.core.store import Job, Store, StoredChunk
 from sprout.core.tables import ChunkState
@@ -101,6 +101,8 @@ class Channel:
     # Send every chunk that is ready in one call (a message that grows by edits, paced by the
     # channel, shows them in one edit instead of queueing one edit per chunk).
     coalesce: bool = False
+    # Fetches what users attach, so voice notes can be listened to.
+    media: MediaFetcher | None = None
 
 
 def _take_ready(
@@ -212,7 +214,13 @@ class Delivery:
                 preview = channel.preview
                 on_text = partial(preview, job.incoming) if preview is not None else None
                 chunks = self._bot.chunks(
-                    job.incoming, channel.spec, job.inbound_id, already_sent, outcome, on_text
+                    job.incoming,
+                    channel.spec,
+                    job.inbound_id,
+                    already_sent,
+                    outcome,
+                    on_text,
+                    fetch_media=channel.media,
                 )
                 async for chunk in chunks:
                     # The sender is waiting for exactly this chunk: it goes out at once.

@@ -1,10 +1,12 @@
-"""The model port: stream a chat answer. OpenAI-compatible servers, or the offline demo model."""
+"""The model port: stream a chat answer, transcribe a voice note. OpenAI-compatible servers, or
+the offline demo model (which does not listen)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import mimetypes
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -49,6 +51,35 @@ class ChatModel(Protocol):
         ...
 
 
+class Transcriber(Protocol):
+    async def transcribe(self, audio: bytes, content_type: str) -> str:
+        """What is said in the recording. Raises ModelError."""
+        ...
+
+
+# Transcription servers tell the format by the file name; WhatsApp voice notes are Ogg Opus.
+_AUDIO_SUFFIXES = {"audio/ogg": ".ogg", "audio/opus": ".ogg", "audio/mpeg": ".mp3"}
+
+
+class OpenAITranscriber:
+    """`audio.transcriptions` on the same OpenAI-compatible server as the chat model."""
+
+    def __init__(self, client: openai.AsyncOpenAI, model: str) -> None:
+        self._client = client
+        self.model = model
+
+    async def transcribe(self, audio: bytes, content_type: str) -> str:
+        kind = content_type.split(";", 1)[0].strip().lower()
+        suffix = _AUDIO_SUFFIXES.get(kind) or mimetypes.guess_extension(kind) or ".ogg"
+        try:
+            result = await self._client.audio.transcriptions.create(
+                model=self.model, file=(f"voice{suffix}", audio, kind)
+            )
+        except (openai.APIError, *_TRANSPORT_ERRORS) as error:
+            raise ModelError(f"{type(error).__name__}: {error}") from error
+        return result.text.strip()
+
+
 class OpenAIChatModel:
     """Any server speaking the OpenAI Chat Completions API (OpenAI, Ollama, vLLM, Azure...).
 
@@ -62,6 +93,10 @@ class OpenAIChatModel:
         self._client = client
         self.name = model
         self.tools_supported = True
+
+    def transcriber(self, model: str) -> OpenAITranscriber:
+        """Voice notes, transcribed through the same client (server, key, retries)."""
+        return OpenAITranscriber(self._client, model)
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Tools = ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 
 def utf16_len(text: str) -> int:
@@ -16,6 +17,20 @@ def utf16_len(text: str) -> int:
 class Media:
     url: str
     content_type: str
+
+    @property
+    def is_audio(self) -> bool:
+        return self.content_type.lower().startswith("audio/")
+
+
+class MediaError(Exception):
+    """A user's attachment could not be fetched (gone, too large, not where expected)."""
+
+
+class MediaFetcher(Protocol):
+    async def fetch(self, media: Media) -> bytes:
+        """The attachment's bytes, from the channel that received it. Raises MediaError."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,13 @@ class Incoming:
     media: tuple[Media, ...] = ()
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     bot_address: str = ""
+
+    @property
+    def voice_note(self) -> Media | None:
+        """The recording to listen to, when the message is one and says nothing in text."""
+        if self.text.strip():
+            return None
+        return next((item for item in self.media if item.is_audio), None)
 
 
 @dataclass(frozen=True)

@@ -378,6 +378,13 @@ class Store:
         async with self._write_session() as session:
             (await self._user(session, user_id)).profile = profile
 
+    async def set_inbound_text(self, inbound_id: int, text: str) -> None:
+        """What a voice note said, kept as the message's text."""
+        async with self._write() as connection:
+            await connection.execute(
+                update(InboundRow).where(InboundRow.id == inbound_id).values(text=text)
+            )
+
     async def set_opted_out(self, user_id: str, opted_out: bool) -> None:
         async with self._write_session() as session:
             (await self._user(session, user_id)).opted_out = opted_out

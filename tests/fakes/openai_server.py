@@ -43,7 +43,8 @@ Reply = ReplyValue | Callable[[dict[str, Any]], ReplyValue]
 
 
 class FakeOpenAI(FakeService):
-    """``POST /v1/chat/completions`` (streamed or not) and ``GET /v1/models``.
+    """``POST /v1/chat/completions`` (streamed or not), ``POST /v1/audio/transcriptions``
+    and ``GET /v1/models``.
 
     Faults (``fail_next``, ``hang_next``, ``break_stream_after``) are queued per request and
     apply to chat completions only; every received body is kept in ``requests``, faulted or not.
@@ -60,6 +61,7 @@ class FakeOpenAI(FakeService):
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         super().__init__(app, port)
         self._reply: Reply = reply
         self._ttft = ttft
@@ -68,6 +70,9 @@ class FakeOpenAI(FakeService):
         self._failures: deque[tuple[int, float | None]] = deque()
         self._hangs: deque[float] = deque()
         self._breaks: deque[int] = deque()
+        self._transcript = "Explain why the moon changes shape"
+        self._transcription_failures: deque[int] = deque()
+        self._transcriptions: list[dict[str, Any]] = []
 
     @property
     def base_url(self) -> str:
@@ -102,6 +107,20 @@ class FakeOpenAI(FakeService):
         with self._lock:
             self._breaks.extend([n_tokens] * times)
 
+    @property
+    def transcriptions(self) -> list[dict[str, Any]]:
+        """Each transcription request: model, filename, content_type and the audio bytes."""
+        with self._lock:
+            return list(self._transcriptions)
+
+    def set_transcript(self, text: str) -> None:
+        with self._lock:
+            self._transcript = text
+
+    def fail_next_transcription(self, status: int, times: int = 1) -> None:
+        with self._lock:
+            self._transcription_failures.extend([status] * times)
+
     def reset(self) -> None:
         """Forget received requests and pending faults."""
         with self._lock:
@@ -124,6 +143,28 @@ class FakeOpenAI(FakeService):
     async def _models(self, request: web.Request) -> web.Response:
         model = {"id": "gpt-fake", "object": "model", "created": 0, "owned_by": "sprout-tests"}
         return web.json_response({"object": "list", "data": [model]})
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            return web.json_response(error_body(400, "No audio file."), status=400)
+        with self._lock:
+            self._transcriptions.append(
+                {
+                    "model": form.get("model"),
+                    "filename": upload.filename,
+                    "content_type": upload.content_type,
+                    "audio": upload.file.read(),
+                }
+            )
+            failure = (
+                self._transcription_failures.popleft() if self._transcription_failures else None
+            )
+            transcript = self._transcript
+        if failure is not None:
+            return web.json_response(error_body(failure), status=failure)
+        return web.json_response({"text": transcript})
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -51,6 +51,9 @@ class FakeTwilio(FakeService):
 
     ``requests`` keeps every authenticated POST's form fields (accepted or not); ``messages``
     only the accepted ones. ``fail_next`` faults apply after the auth check.
+
+    Media (a user's voice note): ``add_media`` returns its URL, which like Twilio's answers an
+    authenticated GET with a redirect to an unauthenticated, signed-looking URL of the bytes.
     """
 
     def __init__(
@@ -63,6 +66,11 @@ class FakeTwilio(FakeService):
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account_sid}/Messages.json", self._create)
         app.router.add_get("/2010-04-01/Accounts/{account_sid}/Messages.json", self._list)
+        app.router.add_get(
+            "/2010-04-01/Accounts/{account_sid}/Messages/{message_sid}/Media/{media_sid}",
+            self._media,
+        )
+        app.router.add_get("/_cdn/{media_sid}", self._cdn)
         super().__init__(app, port)
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -71,6 +79,8 @@ class FakeTwilio(FakeService):
         self._failures: deque[_Failure] = deque()
         self._late_answers: deque[float] = deque()
         self.lookups = 0  # authenticated reads of the message list
+        self._media_files: dict[str, tuple[bytes, str]] = {}
+        self.media_fetches: list[str] = []  # media sids whose bytes were downloaded
 
     @property
     def base_url(self) -> str:
@@ -108,6 +118,17 @@ class FakeTwilio(FakeService):
         with self._lock:
             self._late_answers.extend([seconds] * times)
 
+    def add_media(self, content: bytes, content_type: str) -> str:
+        """Host a file a user sent; returns the URL Twilio would put in ``MediaUrl0``."""
+        with self._lock:
+            media_sid = f"ME{len(self._media_files) + 1:032x}"
+            self._media_files[media_sid] = (content, content_type)
+        message_sid = "MM" + "0" * 32
+        return (
+            f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}"
+            f"/Messages/{message_sid}/Media/{media_sid}"
+        )
+
     def reset(self) -> None:
         with self._lock:
             self._messages.clear()
@@ -141,6 +162,26 @@ class FakeTwilio(FakeService):
         return scheme.lower() == "basic" and secrets.compare_digest(
             f"{login}:{password}", f"{self.account_sid}:{self.auth_token}"
         )
+
+    async def _media(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return twilio_error(401, 20003)
+        if request.match_info["media_sid"] not in self._media_files:
+            return twilio_error(404, 20404)
+        raise web.HTTPTemporaryRedirect(f"/_cdn/{request.match_info['media_sid']}")
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        if hdrs.AUTHORIZATION in request.headers:  # credentials must not follow the redirect
+            return web.Response(status=400, text="unexpected Authorization header")
+        media_sid = request.match_info["media_sid"]
+        with self._lock:
+            found = self._media_files.get(media_sid)
+            if found is not None:
+                self.media_fetches.append(media_sid)
+        if found is None:
+            return web.Response(status=404)
+        content, content_type = found
+        return web.Response(body=content, content_type=content_type)
 
     async def _create(self, request: web.Request) -> web.Response:
         if not self._authorised(request):

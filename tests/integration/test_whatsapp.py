@@ -123,6 +123,42 @@ def test_malformed_forms_get_400(sprout: SproutServer, fake_twilio: FakeTwilio) 
     assert fake_twilio.messages == []
 
 
+def test_a_voice_note_is_heard_and_answered(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    moon = "The moon does not really change: we see more or less of its sunny side. 🌙"
+    fake_openai.set_reply(moon)
+    fake_openai.set_transcript("Explain why the moon changes shape.")
+    recording = b"OggS\x00\x02" + bytes(range(256)) * 40
+    note = sprout.form("")
+    note.update(
+        NumMedia="1",
+        MediaUrl0=fake_twilio.add_media(recording, "audio/ogg"),
+        MediaContentType0="audio/ogg",
+    )
+    assert sprout.post(note).status_code == 200
+    [answer] = fake_twilio.wait_for_messages(1, timeout=10)
+    assert answer.body == to_whatsapp(moon).text
+    [heard] = fake_openai.transcriptions
+    assert heard["audio"] == recording and heard["model"] == "whisper-1"
+    assert heard["filename"].endswith(".ogg")
+    assert fake_openai.requests[0]["messages"][-1]["content"].endswith("moon changes shape.")
+
+    # A media URL anywhere but Twilio's API host is neither fetched (the account's credentials
+    # go only there) nor transcribed; the user is asked to try again.
+    other = sprout.form("", sender="whatsapp:+447700900002")
+    other.update(
+        NumMedia="1",
+        MediaUrl0="http://localhost:9/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1",
+        MediaContentType0="audio/ogg",
+    )
+    assert sprout.post(other).status_code == 200
+    [retry] = fake_twilio.wait_for_messages(1, timeout=10, to="whatsapp:+447700900002")
+    assert "voice note" in retry.body
+    assert len(fake_openai.transcriptions) == 1 and len(fake_twilio.media_fetches) == 1
+    assert "moon" not in sprout.log(), "what was said stays out of the logs"
+
+
 def test_the_seed_path_text_still_works(sprout: SproutServer, fake_twilio: FakeTwilio) -> None:
     assert sprout.post(sprout.form("Hi"), path="/text").status_code == 200
     fake_twilio.wait_for_messages(1, timeout=10)

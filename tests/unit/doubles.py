@@ -1,4 +1,5 @@
-"""Small stand-ins for the core's two outside ports: the model and a channel's sender."""
+"""Small stand-ins for the core's outside ports: the model, a channel's sender, a channel's
+attachments and the transcription model."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime
 
 from sprout.core.delivery import SendError
 from sprout.core.llm import ModelError, ToolCall, Tools
-from sprout.core.messages import Incoming
+from sprout.core.messages import Incoming, Media, MediaError
 from sprout.core.prompts import ChatMessage
 from tests.fakes.scripted import scripted
 
@@ -69,3 +70,30 @@ class RecordingSender:
         if self.stall_s and len(self.sent) == 1:
             time.sleep(self.stall_s)  # noqa: ASYNC251 (the stall: nothing else in the process runs)
         return f"id{len(self.sent)}"
+
+
+@dataclass
+class StoredMedia:
+    """A channel's attachments by URL; an unknown URL cannot be fetched."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    async def fetch(self, media: Media) -> bytes:
+        if media.url not in self.files:
+            raise MediaError("HTTP 404")
+        return self.files[media.url]
+
+
+@dataclass
+class FakeTranscriber:
+    """Hears `transcript` in any recording; `fail` makes it raise like a failing server."""
+
+    transcript: str = "Explain why the moon changes shape"
+    fail: bool = False
+    heard: list[tuple[bytes, str]] = field(default_factory=list)
+
+    async def transcribe(self, audio: bytes, content_type: str) -> str:
+        self.heard.append((audio, content_type))
+        if self.fail:
+            raise ModelError("fake transcription failure")
+        return self.transcript

@@ -9,7 +9,7 @@ from sprout.core.messages import Incoming, Media, utf16_len
 from sprout.core.prompts import Prompts
 from sprout.core.store import Store
 from sprout.core.tables import ChunkState
-from tests.unit.doubles import FakeLLM, RecordingSender
+from tests.unit.doubles import FakeLLM, FakeTranscriber, RecordingSender, StoredMedia
 
 PARAGRAPH = "Stomp like a dinosaur and count each giant step out loud together. " * 5
 ANSWER = "\n\n".join(f"{n}. {PARAGRAPH.strip()}" for n in range(1, 9))
@@ -171,6 +171,49 @@ async def test_a_recovered_voice_note_is_still_a_voice_note(store: Store, prompt
     sender = RecordingSender()
     await delivery(store, prompts, FakeLLM(), sender).run(inbound_id)
     assert sender.sent == [to_whatsapp(prompts.text("media_only")).text]
+
+
+VOICE_URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
+
+
+def voice_note(sid: str = "MM1") -> Incoming:
+    return Incoming("whatsapp", "whatsapp:+1", "", sid, media=(Media(VOICE_URL, "audio/ogg"),))
+
+
+async def _answer_voice_note(
+    store: Store, prompts: Prompts, model: FakeLLM, transcriber: FakeTranscriber, sid: str = "MM1"
+) -> tuple[int, list[str]]:
+    inbound_id = await store.record_inbound(voice_note(sid))
+    assert inbound_id is not None
+    bot = Bot(model, prompts, store, retry_wait_s=0, transcriber=transcriber)
+    sender = RecordingSender()
+    media = StoredMedia({VOICE_URL: b"OggS voice"})
+    channel = Channel(WHATSAPP, sender, media=media)
+    await Delivery(store, bot, {"whatsapp": channel}).run(inbound_id)
+    return inbound_id, sender.sent
+
+
+async def test_a_voice_note_is_answered_as_what_it_says(store: Store, prompts: Prompts) -> None:
+    model, transcriber = FakeLLM("The moon seems to change shape because..."), FakeTranscriber()
+    inbound_id, sent = await _answer_voice_note(store, prompts, model, transcriber)
+    assert transcriber.heard == [(b"OggS voice", "audio/ogg")]
+    assert sent == ["The moon seems to change shape because..."]
+    [request] = model.requests
+    assert request[-1]["content"].endswith("why the moon changes shape"), "routed as explain"
+    job = await store.load_job(inbound_id)
+    assert job is not None and job.incoming.text == transcriber.transcript, "kept as its text"
+
+
+async def test_a_voice_note_that_cannot_be_heard_gets_asked_again(
+    store: Store, prompts: Prompts
+) -> None:
+    model = FakeLLM()
+    _, sent = await _answer_voice_note(store, prompts, model, FakeTranscriber(fail=True))
+    assert sent == [to_whatsapp(prompts.text("voice_failed")).text]
+    assert not model.requests
+    silence = FakeTranscriber(transcript="")
+    _, sent = await _answer_voice_note(store, prompts, model, silence, sid="MM2")
+    assert sent == [to_whatsapp(prompts.text("voice_failed")).text], "silence: nothing heard"
 
 
 async def _interrupted_while_sending(store: Store) -> int:
