@@ -13,6 +13,7 @@ from typing import Any
 import openai
 
 from sprout.channels.telegram.bot import TelegramChannel
+from sprout.channels.telegram.media import TelegramMedia
 from sprout.channels.telegram.sender import TELEGRAM_STREAMING, TelegramSender
 from sprout.channels.whatsapp.media import TwilioMedia
 from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
@@ -161,8 +162,13 @@ class Runtime:
             log.warning("whatsapp_disabled", reason="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set")
         if self.telegram is not None:
             await self.telegram.initialize()
+            bot = self.telegram.bot
             channels["telegram"] = Channel(
-                TELEGRAM_STREAMING, TelegramSender(self.telegram.bot), hold=False, coalesce=True
+                TELEGRAM_STREAMING,
+                TelegramSender(bot),
+                hold=False,
+                coalesce=True,
+                media=TelegramMedia(bot),
             )
         return channels
 

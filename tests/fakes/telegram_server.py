@@ -108,17 +108,20 @@ class _Failure:
 
 class FakeTelegram(FakeService):
     """``/bot{token}/{method}`` for getMe, getUpdates, sendMessage, editMessageText,
-    sendChatAction, setWebhook, deleteWebhook and getWebhookInfo."""
+    sendChatAction, setWebhook, deleteWebhook, getWebhookInfo and getFile, and
+    ``/file/bot{token}/{path}`` for downloads (a user's voice note)."""
 
     def __init__(self, token: str = "123456:TEST-token_abc", *, port: int = 0) -> None:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         super().__init__(app, port)
         self.token = token
         self._calls: list[ApiCall] = []
         self._messages: dict[int, BotMessage] = {}
         self._updates: list[dict[str, Any]] = []
         self._served: list[int] = []
+        self._files: dict[str, bytes] = {}  # file_id -> content (file_path is derived)
         self._failures: deque[_Failure] = deque()
         self._next_update_id = 100
         self._next_message_id = 1
@@ -157,6 +160,24 @@ class FakeTelegram(FakeService):
             length = len(text.split()[0].encode("utf-16-le")) // 2
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         return {"update_id": update_id, "message": message}
+
+    def push_voice(self, chat_id: int, content: bytes) -> dict[str, Any]:
+        """Queue a user's voice note (Ogg Opus, as Telegram's apps record them)."""
+        update = self.text_update(chat_id, "")
+        message = update["message"]
+        del message["text"]
+        file_id = f"voice-{update['update_id']}"
+        with self._lock:
+            self._files[file_id] = content
+        message["voice"] = {
+            "file_id": file_id,
+            "file_unique_id": file_id,
+            "duration": 3,
+            "mime_type": "audio/ogg",
+            "file_size": len(content),
+        }
+        self.push_update(update)
+        return update
 
     def push_update(self, *updates: dict[str, Any]) -> None:
         """Queue updates as they are (all at once: a duplicate goes in the same batch)."""
@@ -253,6 +274,7 @@ class FakeTelegram(FakeService):
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
+            "getFile": self._get_file,
         }.get(method)
         if handler is None:
             return _error(404, "Not Found")
@@ -284,6 +306,32 @@ class FakeTelegram(FakeService):
                 return _result(ready)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), left)
+
+    async def _get_file(self, params: dict[str, Any]) -> web.Response:
+        file_id = str(params.get("file_id") or "")
+        with self._lock:
+            content = self._files.get(file_id)
+        if content is None:
+            return _error(400, "Bad Request: invalid file_id")
+        return _result(
+            {
+                "file_id": file_id,
+                "file_unique_id": file_id,
+                "file_size": len(content),
+                "file_path": f"voice/{file_id}.oga",
+            }
+        )
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        name = request.match_info["path"].removeprefix("voice/").removesuffix(".oga")
+        with self._lock:
+            content = self._files.get(name)
+            self._calls.append(ApiCall("download", {"path": name}, time.monotonic(), 200))
+        if content is None:
+            return web.Response(status=404)
+        return web.Response(body=content, content_type="audio/ogg")
 
     def _text_problem(self, params: dict[str, Any]) -> str | None:
         text = str(params.get("text") or "")

@@ -85,6 +85,23 @@ def test_an_update_is_confirmed_only_once_recorded(
     fake_telegram.wait_for(lambda: not fake_telegram.unconfirmed, 15, "confirmation")
 
 
+def test_a_voice_note_is_heard_and_answered(
+    fake_telegram: FakeTelegram,  # first: it must outlive the server
+    server_factory: Callable[..., SproutServer],
+    fake_openai: FakeOpenAI,
+) -> None:
+    server_factory(**telegram_env(fake_telegram))
+    fake_openai.set_reply(SKY)
+    fake_openai.set_transcript("Explain why is the sky blue?")
+    recording = b"OggS\x00\x02" + bytes(range(256)) * 20
+    fake_telegram.push_voice(4, recording)
+    [answer] = answered(fake_telegram, 4)
+    assert answer.text == to_telegram_html(SKY).text
+    [heard] = fake_openai.transcriptions
+    assert heard["audio"] == recording and heard["filename"].endswith(".ogg")
+    assert fake_openai.requests[0]["messages"][-1]["content"].endswith("sky blue?")
+
+
 def test_a_long_answer_grows_by_edits_and_arrives_whole(
     fake_telegram: FakeTelegram,  # first: it must outlive the server
     server_factory: Callable[..., SproutServer],

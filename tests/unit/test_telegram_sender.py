@@ -121,15 +121,28 @@ async def test_commands_become_the_words_the_router_reads(bot: Bot, fake: FakeTe
     ]
 
 
-async def test_only_text_for_this_bot_becomes_a_message(bot: Bot, fake: FakeTelegram) -> None:
+async def test_what_a_message_carries_is_what_the_core_gets(bot: Bot, fake: FakeTelegram) -> None:
     fake.push_text(CHAT, "/explain@Sprout_Test_Bot why?")
     fake.push_text(CHAT, "/help@another_bot")  # a group with several bots
-    sticker = fake.text_update(CHAT, "")
-    del sticker["message"]["text"]
-    fake.push_update(sticker)
+    service = fake.text_update(CHAT, "")
+    del service["message"]["text"]  # e.g. "a member joined": nothing to answer
+    fake.push_update(service)
+    fake.push_voice(CHAT, b"OggS")
+    photo = fake.text_update(CHAT, "")
+    del photo["message"]["text"]
+    photo["message"]["photo"] = [
+        {"file_id": size, "file_unique_id": size, "width": 90, "height": 90}
+        for size in ("small", "large")
+    ]
+    photo["message"]["caption"] = "what is this bug?"
+    fake.push_update(photo)
     updates = await bot.get_updates(timeout=1)
-    taken = [incoming_from(u, bot.username) for u in updates]
-    assert taken[1:] == [None, None]
-    assert taken[0] is not None and taken[0].text == "explain why?"
-    assert taken[0].user_id == f"telegram:{CHAT}"
-    assert taken[0].message_id == str(updates[0].update_id)
+    explain, other_bot, nothing, voice, picture = (incoming_from(u, bot.username) for u in updates)
+    assert explain is not None and explain.text == "explain why?"
+    assert explain.user_id == f"telegram:{CHAT}"
+    assert explain.message_id == str(updates[0].update_id)
+    assert other_bot is None and nothing is None
+    assert voice is not None and voice.voice_note is not None and voice.text == ""
+    assert voice.voice_note.content_type == "audio/ogg"
+    assert picture is not None and picture.text == "what is this bug?"
+    assert picture.voice_note is None and picture.media[0].url.endswith("large")

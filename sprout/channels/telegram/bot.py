@@ -9,14 +9,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import Bot, Update
+from telegram import Bot, Message, Update
 from telegram.constants import ChatAction, MessageEntityType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
+from sprout.channels.telegram.media import FILE_SCHEME, file_url
 from sprout.channels.telegram.polling import Poller
 from sprout.core.logs import get_logger, user_ref
-from sprout.core.messages import Incoming
+from sprout.core.messages import Incoming, Media
 from sprout.core.settings import Settings
 
 log = get_logger(__name__)
@@ -50,17 +51,44 @@ def build_application(settings: Settings) -> TelegramApp:
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
+        .base_file_url(file_url(settings.telegram_api_base_url))
         .updater(None)
         .build()
     )
 
 
+def _attachment(message: Message) -> Media | None:
+    """What the core needs to know of an attachment: a voice note it can listen to, or that
+    there is something it cannot read."""
+    sound = message.voice or message.audio
+    if sound is not None:
+        return Media(FILE_SCHEME + sound.file_id, sound.mime_type or "audio/ogg")
+    if message.photo:
+        return Media(FILE_SCHEME + message.photo[-1].file_id, "image/jpeg")
+    other = message.document or message.video or message.video_note or message.sticker
+    if other is not None:
+        return Media(FILE_SCHEME + other.file_id, "application/octet-stream")
+    return None
+
+
 def incoming_from(update: Update, bot_username: str | None) -> Incoming | None:
-    """A text message as the core takes it; None for anything else (edits, stickers, photos)
-    and for a command addressed to another bot in a group (`/help@OtherBot`)."""
+    """A message as the core takes it: its text (or caption) and what it carries; None for
+    anything else (edits, service messages) and for a command addressed to another bot in a
+    group (`/help@OtherBot`)."""
     message, chat = update.message, update.effective_chat
-    if message is None or chat is None or message.text is None:
+    if message is None or chat is None:
         return None
+    if message.text is None:
+        attachment = _attachment(message)
+        if attachment is None:
+            return None
+        return Incoming(
+            channel="telegram",
+            user_id=f"telegram:{chat.id}",
+            text=message.caption or "",
+            message_id=str(update.update_id),
+            media=(attachment,),
+        )
     entity = message.entities[0] if message.entities else None
     if entity and entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
         _, _, addressee = message.text[1 : entity.length].partition("@")
