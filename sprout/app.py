@@ -85,9 +85,12 @@ def build_model(settings: Settings) -> ChatModel:
 def build_bot(settings: Settings, model: ChatModel, prompts: Prompts, store: Store) -> Bot:
     # With Redis the count is shared, so a user cannot exceed it by landing on several workers.
     limits_storage = settings.redis_connection_url or "memory://"
-    transcriber = None
-    if isinstance(model, OpenAIChatModel) and settings.transcribe_model:
-        transcriber = model.transcriber(settings.transcribe_model)
+    transcriber, moderator = None, None
+    if isinstance(model, OpenAIChatModel):
+        if settings.transcribe_model:
+            transcriber = model.transcriber(settings.transcribe_model)
+        if settings.moderation_model:
+            moderator = model.moderator(settings.moderation_model)
     return Bot(
         TimedModel(model),
         prompts,
@@ -96,6 +99,7 @@ def build_bot(settings: Settings, model: ChatModel, prompts: Prompts, store: Sto
         history_tokens=settings.history_tokens,
         rate_limit=RateLimit(settings.rate_limit, limits_storage) if settings.rate_limit else None,
         transcriber=transcriber,
+        moderator=moderator,
     )
 
 

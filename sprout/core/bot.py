@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from sprout.core.chunking import Chunk, Chunker
 from sprout.core.history import recent_history
-from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools, Transcriber
+from sprout.core.llm import ChatModel, ModelError, Moderator, ToolCall, Tools, Transcriber
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import ChannelSpec, Incoming, Media, MediaError, MediaFetcher
 from sprout.core.profile import LANGUAGE_NAMES, Profile
@@ -85,9 +85,11 @@ class Bot:
         retry_wait_s: float = 1.0,
         rate_limit: RateLimit | None = None,
         transcriber: Transcriber | None = None,
+        moderator: Moderator | None = None,
     ) -> None:
         self.model = model
         self._transcriber = transcriber
+        self._moderator = moderator
         self.prompts = prompts
         self._store = store
         self._max_input_chars = max_input_chars
@@ -238,6 +240,8 @@ class Bot:
                 return "settings", {"profile": self._summary(profile, "\n")}
             case Intent.EXPLAIN | Intent.ACTIVITIES if not request.argument:
                 return f"{request.intent.value}_empty", {}
+        if self._moderator is not None and await self._moderator.flagged(incoming.text):
+            return "unsafe", {}
         return None
 
     def _model_request(

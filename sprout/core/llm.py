@@ -1,5 +1,5 @@
-"""The model port: stream a chat answer, transcribe a voice note. OpenAI-compatible servers, or
-the offline demo model (which does not listen)."""
+"""The model port: stream a chat answer, moderate what a user asks, transcribe a voice note.
+OpenAI-compatible servers, or the offline demo model (which neither moderates nor listens)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ from openai.types.chat import (
     ChatCompletionToolParam,
 )
 
+from sprout.core.logs import get_logger
 from sprout.core.prompts import ChatMessage
+
+log = get_logger(__name__)
 
 # A stream cut mid-answer surfaces as the HTTP library's own error; the SDK moved from httpx to
 # httpx2, and either may be the one underneath.
@@ -80,6 +83,43 @@ class OpenAITranscriber:
         return result.text.strip()
 
 
+class Moderator(Protocol):
+    async def flagged(self, text: str) -> bool:
+        """Whether the text asks for something a family assistant must not answer."""
+        ...
+
+
+class OpenAIModerator:
+    """The server's `moderations` endpoint. It fails open: the chat model keeps its own safety
+    training, and a parent must not go unanswered because a check is down. A server without
+    the endpoint (most local ones) is not asked again."""
+
+    def __init__(self, client: openai.AsyncOpenAI, model: str) -> None:
+        self._client = client
+        self.model = model
+        self.available = True
+
+    async def flagged(self, text: str) -> bool:
+        if not self.available or not text.strip():
+            return False
+        try:
+            response = await self._client.moderations.create(model=self.model, input=text)
+        except (openai.NotFoundError, openai.BadRequestError) as error:
+            self.available = False
+            log.warning("moderation_unavailable", error=type(error).__name__)
+            return False
+        except (openai.APIError, *_TRANSPORT_ERRORS) as error:
+            log.warning("moderation_failed", error=type(error).__name__)
+            return False
+        flagged = [result for result in response.results if result.flagged]
+        if flagged:
+            categories = sorted(
+                name for name, hit in flagged[0].categories.model_dump().items() if hit
+            )
+            log.info("message_flagged", categories=categories)
+        return bool(flagged)
+
+
 class OpenAIChatModel:
     """Any server speaking the OpenAI Chat Completions API (OpenAI, Ollama, vLLM, Azure...).
 
@@ -97,6 +137,9 @@ class OpenAIChatModel:
     def transcriber(self, model: str) -> OpenAITranscriber:
         """Voice notes, transcribed through the same client (server, key, retries)."""
         return OpenAITranscriber(self._client, model)
+
+    def moderator(self, model: str) -> OpenAIModerator:
+        return OpenAIModerator(self._client, model)
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Tools = ()

@@ -28,7 +28,7 @@ TEXT_KEYS = frozenset(
         "help", "explain_empty", "activities_empty", "hold", "apology", "too_long",
         "media_only", "settings", "profile_saved", "reset_done", "forgotten", "stopped",
         "places_indoors", "places_outdoors", "places_both", "all_areas", "not_set",
-        "age_years", "age_months", "slow_down", "voice_failed",
+        "age_years", "age_months", "slow_down", "voice_failed", "unsafe",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n"})

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     model: str = Field("gpt-4.1-mini", validation_alias=_env("SPROUT_MODEL"))
     model_timeout_s: float = Field(30.0, validation_alias=_env("SPROUT_MODEL_TIMEOUT_S"))
     model_retries: int = Field(2, validation_alias=_env("SPROUT_MODEL_RETRIES"))
+    # What users ask is checked with this moderation model first; blank turns the check off.
+    moderation_model: str | None = Field(
+        "omni-moderation-latest", validation_alias=_env("SPROUT_MODERATION_MODEL")
+    )
     # Voice notes are transcribed with this model on the same server; blank turns it off.
     transcribe_model: str | None = Field(
         "whisper-1", validation_alias=_env("SPROUT_TRANSCRIBE_MODEL")
@@ -66,6 +70,7 @@ class Settings(BaseSettings):
         "openai_api_key",
         "openai_base_url",
         "transcribe_model",
+        "moderation_model",
         "twilio_account_sid",
         "twilio_auth_token",
         "twilio_whatsapp_from",

@@ -42,9 +42,16 @@ ReplyValue = str | ToolCall | list[ToolCall]
 Reply = ReplyValue | Callable[[dict[str, Any]], ReplyValue]
 
 
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+    "illicit/violent", "self-harm", "self-harm/instructions", "self-harm/intent", "sexual",
+    "sexual/minors", "violence", "violence/graphic",
+)  # fmt: skip
+
+
 class FakeOpenAI(FakeService):
-    """``POST /v1/chat/completions`` (streamed or not), ``POST /v1/audio/transcriptions``
-    and ``GET /v1/models``.
+    """``POST /v1/chat/completions`` (streamed or not), ``POST /v1/audio/transcriptions``,
+    ``POST /v1/moderations`` and ``GET /v1/models``.
 
     Faults (``fail_next``, ``hang_next``, ``break_stream_after``) are queued per request and
     apply to chat completions only; every received body is kept in ``requests``, faulted or not.
@@ -62,6 +69,7 @@ class FakeOpenAI(FakeService):
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/audio/transcriptions", self._transcribe)
+        app.router.add_post("/v1/moderations", self._moderate)
         super().__init__(app, port)
         self._reply: Reply = reply
         self._ttft = ttft
@@ -73,6 +81,9 @@ class FakeOpenAI(FakeService):
         self._transcript = "Explain why the moon changes shape"
         self._transcription_failures: deque[int] = deque()
         self._transcriptions: list[dict[str, Any]] = []
+        self._moderations: list[dict[str, Any]] = []
+        self._harmful: tuple[str, ...] = ()
+        self._moderation_supported = True
 
     @property
     def base_url(self) -> str:
@@ -121,6 +132,22 @@ class FakeOpenAI(FakeService):
         with self._lock:
             self._transcription_failures.extend([status] * times)
 
+    @property
+    def moderations(self) -> list[dict[str, Any]]:
+        """The JSON bodies received on moderations, oldest first."""
+        with self._lock:
+            return list(self._moderations)
+
+    def flag_inputs_containing(self, *words: str) -> None:
+        """Moderation flags any input with one of these words (as violence)."""
+        with self._lock:
+            self._harmful = tuple(word.lower() for word in words)
+
+    def without_moderation(self) -> None:
+        """Answer moderations 404, as most local OpenAI-compatible servers do."""
+        with self._lock:
+            self._moderation_supported = False
+
     def reset(self) -> None:
         """Forget received requests and pending faults."""
         with self._lock:
@@ -143,6 +170,26 @@ class FakeOpenAI(FakeService):
     async def _models(self, request: web.Request) -> web.Response:
         model = {"id": "gpt-fake", "object": "model", "created": 0, "owned_by": "sprout-tests"}
         return web.json_response({"object": "list", "data": [model]})
+
+    async def _moderate(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        with self._lock:
+            self._moderations.append(body)
+            supported, harmful = self._moderation_supported, self._harmful
+        if not supported:
+            return web.json_response(error_body(404, "Not found"), status=404)
+        text = str(body.get("input", "")).lower()
+        flagged = any(word in text for word in harmful)
+        categories = {name: False for name in MODERATION_CATEGORIES}
+        categories["violence"] = flagged
+        result = {
+            "flagged": flagged,
+            "categories": categories,
+            "category_scores": {name: 0.9 if hit else 0.0 for name, hit in categories.items()},
+            "category_applied_input_types": {name: ["text"] for name in categories},
+        }
+        model = body.get("model", "omni-moderation-latest")
+        return web.json_response({"id": "modr-fake", "model": model, "results": [result]})
 
     async def _transcribe(self, request: web.Request) -> web.Response:
         form = await request.post()

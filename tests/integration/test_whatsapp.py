@@ -159,6 +159,34 @@ def test_a_voice_note_is_heard_and_answered(
     assert "moon" not in sprout.log(), "what was said stays out of the logs"
 
 
+def test_a_harmful_request_gets_a_safe_answer_not_the_model(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.flag_inputs_containing("hurt")
+    sprout.send("Explain how to hurt the cat", sender="whatsapp:+447700900003")
+    [answer] = fake_twilio.wait_for_messages(1, timeout=10)
+    assert "999" in answer.body and not fake_openai.requests, "the model was never asked"
+    purr = "Cats purr when they feel safe. 🐱"
+    fake_openai.set_reply(purr)
+    sprout.send("Explain why cats purr", sender="whatsapp:+447700900003")
+    assert fake_twilio.wait_for_messages(2, timeout=10)[1].body == purr
+    asked = fake_openai.moderations
+    assert [m["input"] for m in asked] == ["Explain how to hurt the cat", "Explain why cats purr"]
+    assert asked[0]["model"] == "omni-moderation-latest"
+    assert "hurt" not in sprout.log() and "purr" not in sprout.log()
+
+
+def test_a_server_without_moderation_still_answers(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.without_moderation()  # Ollama, vLLM and most local servers
+    fake_openai.set_reply("Rain comes from clouds. ☔")
+    sprout.send("Explain rain")
+    sprout.send("Explain snow")
+    assert len(fake_twilio.wait_for_messages(2, timeout=10)) == 2
+    assert len(fake_openai.moderations) == 1, "not asked again once it is known missing"
+
+
 def test_the_seed_path_text_still_works(sprout: SproutServer, fake_twilio: FakeTwilio) -> None:
     assert sprout.post(sprout.form("Hi"), path="/text").status_code == 200
     fake_twilio.wait_for_messages(1, timeout=10)
