@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
@@ -62,6 +62,30 @@ class _FollowUp:
         question = call.arguments.get(FOLLOW_UP_ARGUMENT)
         if call.name == "update_profile" and isinstance(question, str) and question.strip():
             self.question, self.profile = question.strip(), profile
+
+
+class _RefusedError(Exception):
+    """Moderation flagged the request: the answer is dropped unseen."""
+
+
+class _Gate:
+    """A moderation verdict asked for while the model starts answering."""
+
+    def __init__(self, verdict: Awaitable[bool] | None) -> None:
+        self._pending = asyncio.ensure_future(verdict) if verdict is not None else None
+
+    async def passed(self) -> None:
+        """Wait for the verdict (once); raise _RefusedError if the request was flagged."""
+        if self._pending is None:
+            return
+        flagged = await self._pending
+        self._pending = None
+        if flagged:
+            raise _RefusedError
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
 
 
 @dataclass
@@ -174,22 +198,34 @@ class Bot:
             return
 
         messages, tools = self._model_request(request.intent, request.argument, profile, state)
-        follow_up = _FollowUp()
-        generation = self._generate(
-            messages, tools, spec, already_sent, user, profile, preview, follow_up
-        )
-        async for chunk in generation:
-            yield chunk
-        if follow_up.question and not already_sent:
-            # "my son is 2, ideas with playdough?": saved, now the question, for the new age.
-            messages, _ = self._model_request(
-                Intent.CHAT, follow_up.question, follow_up.profile, state
-            )
+        # Moderation runs beside the model's first tokens instead of before the request; nothing
+        # of the answer is shown, saved or sent until it passed. A resumed answer passed already.
+        moderator = None if already_sent else self._moderator
+        gate = _Gate(moderator.flagged(incoming.text) if moderator is not None else None)
+        try:
+            follow_up = _FollowUp()
             generation = self._generate(
-                messages, (), spec, "", user, follow_up.profile, preview, _FollowUp()
+                messages, tools, spec, already_sent, user, profile, preview, follow_up, gate
             )
             async for chunk in generation:
                 yield chunk
+            if follow_up.question and not already_sent:
+                # "my son is 2, ideas with playdough?": saved, now the question, for the new age.
+                messages, _ = self._model_request(
+                    Intent.CHAT, follow_up.question, follow_up.profile, state
+                )
+                generation = self._generate(
+                    messages, (), spec, "", user, follow_up.profile, preview, _FollowUp(), gate
+                )
+                async for chunk in generation:
+                    yield chunk
+        except _RefusedError:
+            outcome.kind = "unsafe"
+            for chunk in self.fixed("unsafe", spec, lang):
+                preview.block(chunk.text)
+                yield chunk
+        finally:
+            gate.close()
 
     @staticmethod
     async def _listen(
@@ -240,8 +276,6 @@ class Bot:
                 return "settings", {"profile": self._summary(profile, "\n")}
             case Intent.EXPLAIN | Intent.ACTIVITIES if not request.argument:
                 return f"{request.intent.value}_empty", {}
-        if self._moderator is not None and await self._moderator.flagged(incoming.text):
-            return "unsafe", {}
         return None
 
     def _model_request(
@@ -276,16 +310,19 @@ class Bot:
         profile: Profile,
         preview: _Preview,
         follow_up: _FollowUp,
+        gate: _Gate,
     ) -> AsyncIterator[Chunk]:
         """Stream the model into chunks. The SDK has already retried failed requests; a stream
         that still fails, possibly mid-answer, is tried again from what was already yielded.
-        A profile update that came with a question leaves the question in `follow_up`."""
+        A profile update that came with a question leaves the question in `follow_up`.
+        Raises _RefusedError, before anything is shown, if the `gate` (moderation) refuses."""
         delivered = [already_sent] if already_sent else []
         for attempt in range(1, self._attempts + 1):
             chunker = Chunker(spec)
             try:
                 request = self._continuation(messages, "\n\n".join(delivered))
                 async for item in self.model.stream(request, tools):
+                    await gate.passed()
                     if isinstance(item, ToolCall):
                         profile = await self._save_profile(user, profile, item)
                         follow_up.set(item, profile)
@@ -301,6 +338,7 @@ class Bot:
                     for chunk in pieces:
                         delivered.append(chunk.source)
                         yield chunk
+                await gate.passed()
                 for chunk in chunker.finish():
                     delivered.append(chunk.source)
                     yield chunk

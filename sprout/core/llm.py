@@ -104,20 +104,18 @@ class OpenAIModerator:
             return False
         try:
             response = await self._client.moderations.create(model=self.model, input=text)
+            hits = [result for result in response.results if result.flagged]
+            categories = hits[0].categories.model_dump() if hits else {}
         except (openai.NotFoundError, openai.BadRequestError) as error:
             self.available = False
             log.warning("moderation_unavailable", error=type(error).__name__)
             return False
-        except (openai.APIError, *_TRANSPORT_ERRORS) as error:
+        except Exception as error:  # fails open, whatever went wrong
             log.warning("moderation_failed", error=type(error).__name__)
             return False
-        flagged = [result for result in response.results if result.flagged]
-        if flagged:
-            categories = sorted(
-                name for name, hit in flagged[0].categories.model_dump().items() if hit
-            )
-            log.info("message_flagged", categories=categories)
-        return bool(flagged)
+        if hits:
+            log.info("message_flagged", categories=sorted(k for k, v in categories.items() if v))
+        return bool(hits)
 
 
 class OpenAIChatModel:

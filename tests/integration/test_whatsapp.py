@@ -163,13 +163,14 @@ def test_a_harmful_request_gets_a_safe_answer_not_the_model(
     sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
 ) -> None:
     fake_openai.flag_inputs_containing("hurt")
+    fake_openai.set_reply("An answer that must never reach the user.")
     sprout.send("Explain how to hurt the cat", sender="whatsapp:+447700900003")
     [answer] = fake_twilio.wait_for_messages(1, timeout=10)
-    assert "999" in answer.body and not fake_openai.requests, "the model was never asked"
+    assert "999" in answer.body and "never" not in answer.body
     purr = "Cats purr when they feel safe. 🐱"
     fake_openai.set_reply(purr)
     sprout.send("Explain why cats purr", sender="whatsapp:+447700900003")
-    assert fake_twilio.wait_for_messages(2, timeout=10)[1].body == purr
+    assert [m.body for m in fake_twilio.wait_for_messages(2, timeout=10)] == [answer.body, purr]
     asked = fake_openai.moderations
     assert [m["input"] for m in asked] == ["Explain how to hurt the cat", "Explain why cats purr"]
     assert asked[0]["model"] == "omni-moderation-latest"

@@ -32,12 +32,14 @@ class FakeLLM:
         self.tools_offered: list[Tools] = []
         self.failures: list[int] = []  # words to yield before failing, one entry per failing call
         self.next_tool_call: ToolCall | None = None  # answered instead of text, when offered
+        self.asked = asyncio.Event()  # set by the first request
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Tools = ()
     ) -> AsyncIterator[str | ToolCall]:
         self.requests.append(list(messages))
         self.tools_offered.append(tools)
+        self.asked.set()
         if tools and self.next_tool_call is not None:
             call, self.next_tool_call = self.next_tool_call, None
             yield call
@@ -97,3 +99,18 @@ class FakeTranscriber:
         if self.fail:
             raise ModelError("fake transcription failure")
         return self.transcript
+
+
+@dataclass
+class SlowModerator:
+    """Gives its verdict only once the model has been asked (moderation and the model's first
+    tokens overlap); flags texts containing any of `harmful`."""
+
+    model: FakeLLM
+    harmful: tuple[str, ...] = ()
+    checked: list[str] = field(default_factory=list)
+
+    async def flagged(self, text: str) -> bool:
+        self.checked.append(text)
+        await asyncio.wait_for(self.model.asked.wait(), timeout=5)
+        return any(word in text for word in self.harmful)

@@ -1,9 +1,9 @@
 from sprout.core.bot import Bot
-from sprout.core.formatting import WHATSAPP
+from sprout.core.formatting import WHATSAPP, to_whatsapp
 from sprout.core.messages import Incoming, Media, utf16_len
 from sprout.core.prompts import Prompts
 from sprout.core.store import Store
-from tests.unit.doubles import FakeLLM
+from tests.unit.doubles import FakeLLM, SlowModerator
 
 
 def message(text: str, media: tuple[Media, ...] = ()) -> Incoming:
@@ -113,3 +113,27 @@ async def test_a_live_view_sees_fixed_texts_whole(prompts: Prompts, store: Store
         )
     ]
     assert shown == chunks
+
+
+async def test_moderation_runs_beside_the_model_and_passes_a_kind_question(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM("Worms help the soil breathe.")
+    moderator = SlowModerator(model, harmful=("hurt",))
+    bot = Bot(model, prompts, store, moderator=moderator)
+    assert await bot.reply(message("Explain why worms matter"), WHATSAPP) == [
+        "Worms help the soil breathe."
+    ]
+    assert moderator.checked == ["Explain why worms matter"]
+
+
+async def test_a_flagged_request_gets_the_safe_text_and_nothing_of_the_answer(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM("Something that must never be shown.")
+    bot = Bot(model, prompts, store, moderator=SlowModerator(model, harmful=("hurt",)))
+    shown: list[str] = []
+    asked = message("Explain how to hurt a cat")
+    chunks = [chunk.text async for chunk in bot.chunks(asked, WHATSAPP, on_text=shown.append)]
+    assert chunks == [to_whatsapp(prompts.text("unsafe")).text]
+    assert "never" not in "".join(shown), "nothing of the answer reached a live view either"
