@@ -64,6 +64,13 @@ class _FollowUp:
             self.question, self.profile = question.strip(), profile
 
 
+def heard_line(heard: str) -> str:
+    """What a voice note was understood as, quoted above its answer, so a parent can tell a
+    mishearing from a bad answer (formatting marks dropped: they would unbalance the italics)."""
+    quoted = heard.translate(str.maketrans("", "", "*_~`"))
+    return f"🎤 _“{quoted}”_\n\n"
+
+
 class _RefusedError(Exception):
     """Moderation flagged the request: the answer is dropped unseen."""
 
@@ -158,7 +165,7 @@ class Bot:
         user = incoming.user_id
         state = await self._store.user_state(user, inbound_id or _LATEST, HISTORY_KINDS)
         profile = _profile(state.profile)
-        voice = incoming.voice_note
+        voice, lead = incoming.voice_note, ""
         if voice and fetch_media and self._transcriber and not state.opted_out:
             heard = await self._listen(user, voice, fetch_media, self._transcriber)
             if not heard:
@@ -168,6 +175,7 @@ class Bot:
                     yield chunk
                 return
             incoming = replace(incoming, text=heard)
+            lead = heard_line(heard)
             if inbound_id is not None:
                 await self._store.set_inbound_text(inbound_id, heard)
         request = route(incoming.text, state.first_contact)
@@ -205,7 +213,7 @@ class Bot:
         try:
             follow_up = _FollowUp()
             generation = self._generate(
-                messages, tools, spec, already_sent, user, profile, preview, follow_up, gate
+                messages, tools, spec, already_sent, user, profile, preview, follow_up, gate, lead
             )
             async for chunk in generation:
                 yield chunk
@@ -311,18 +319,27 @@ class Bot:
         preview: _Preview,
         follow_up: _FollowUp,
         gate: _Gate,
+        lead: str = "",
     ) -> AsyncIterator[Chunk]:
         """Stream the model into chunks. The SDK has already retried failed requests; a stream
         that still fails, possibly mid-answer, is tried again from what was already yielded.
         A profile update that came with a question leaves the question in `follow_up`.
-        Raises _RefusedError, before anything is shown, if the `gate` (moderation) refuses."""
+        Raises _RefusedError, before anything is shown, if the `gate` (moderation) refuses.
+        `lead` opens the answer (what a voice note was heard to say) unless part of it is out."""
         delivered = [already_sent] if already_sent else []
         for attempt in range(1, self._attempts + 1):
             chunker = Chunker(spec)
             try:
                 request = self._continuation(messages, "\n\n".join(delivered))
+                opening = lead if not delivered else ""
                 async for item in self.model.stream(request, tools):
                     await gate.passed()
+                    if opening:
+                        preview.text(opening)
+                        for chunk in chunker.feed(opening):
+                            delivered.append(chunk.source)
+                            yield chunk
+                        opening = ""
                     if isinstance(item, ToolCall):
                         profile = await self._save_profile(user, profile, item)
                         follow_up.set(item, profile)

@@ -95,8 +95,10 @@ def test_a_voice_note_is_heard_and_answered(
     fake_openai.set_transcript("Explain why is the sky blue?")
     recording = b"OggS\x00\x02" + bytes(range(256)) * 20
     fake_telegram.push_voice(4, recording)
-    [answer] = answered(fake_telegram, 4)
-    assert answer.text == to_telegram_html(SKY).text
+    expected = to_telegram_html("🎤 _“Explain why is the sky blue?”_\n\n" + SKY).text
+    fake_telegram.wait_for(
+        lambda: [m.text for m in fake_telegram.messages(4)] == [expected], 15, "heard + answer"
+    )
     [heard] = fake_openai.transcriptions
     assert heard["audio"] == recording and heard["filename"].endswith(".ogg")
     assert fake_openai.requests[0]["messages"][-1]["content"].endswith("sky blue?")

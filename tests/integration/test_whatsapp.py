@@ -138,7 +138,7 @@ def test_a_voice_note_is_heard_and_answered(
     )
     assert sprout.post(note).status_code == 200
     [answer] = fake_twilio.wait_for_messages(1, timeout=10)
-    assert answer.body == to_whatsapp(moon).text
+    assert answer.body == to_whatsapp("🎤 _“Explain why the moon changes shape.”_\n\n" + moon).text
     [heard] = fake_openai.transcriptions
     assert heard["audio"] == recording and heard["model"] == "whisper-1"
     assert heard["filename"].endswith(".ogg")

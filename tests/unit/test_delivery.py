@@ -197,11 +197,21 @@ async def test_a_voice_note_is_answered_as_what_it_says(store: Store, prompts: P
     model, transcriber = FakeLLM("The moon seems to change shape because..."), FakeTranscriber()
     inbound_id, sent = await _answer_voice_note(store, prompts, model, transcriber)
     assert transcriber.heard == [(b"OggS voice", "audio/ogg")]
-    assert sent == ["The moon seems to change shape because..."]
+    heard = "🎤 _“Explain why the moon changes shape”_"
+    assert sent == [f"{heard}\n\nThe moon seems to change shape because..."], "heard, then answer"
     [request] = model.requests
     assert request[-1]["content"].endswith("why the moon changes shape"), "routed as explain"
     job = await store.load_job(inbound_id)
     assert job is not None and job.incoming.text == transcriber.transcript, "kept as its text"
+
+
+async def test_a_long_voice_note_is_quoted_whole_before_its_answer(
+    store: Store, prompts: Prompts
+) -> None:
+    said = "Explain " + " ".join(f"why number {n} matters" for n in range(40))
+    model = FakeLLM("Numbers help us count.")
+    _, sent = await _answer_voice_note(store, prompts, model, FakeTranscriber(transcript=said))
+    assert " ".join(sent).split() == f"🎤 _“{said}”_ Numbers help us count.".split()
 
 
 async def test_a_voice_note_that_cannot_be_heard_gets_asked_again(
