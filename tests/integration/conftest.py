@@ -115,12 +115,18 @@ class SproutServer:
         self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
+        """SIGTERM, as a platform's restart or scale-down sends it: the process must finish
+        cleanly and promptly, or the test fails (a hang here is a hang in production)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(30)
+                code = self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+                raise AssertionError(
+                    f"sprout {self.role} ignored SIGTERM for 30 s:\n{self.log()[-3000:]}"
+                ) from None
+            assert code == 0, f"sprout {self.role} exited {code}:\n{self.log()[-3000:]}"
 
     def restart(self) -> None:
         self.stop()
