@@ -14,6 +14,7 @@ from sprout.core.history import recent_history
 from sprout.core.llm import ChatModel, ModelError, Moderator, ToolCall, Tools, Transcriber
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import ChannelSpec, Incoming, Media, MediaError, MediaFetcher
+from sprout.core.metrics import REQUESTS_FLAGGED, VOICE_NOTES
 from sprout.core.profile import LANGUAGE_NAMES, Profile
 from sprout.core.prompts import ChatMessage, Prompts
 from sprout.core.ratelimit import RateLimit, Verdict
@@ -228,6 +229,7 @@ class Bot:
                 async for chunk in generation:
                     yield chunk
         except _RefusedError:
+            REQUESTS_FLAGGED.inc()
             outcome.kind = "unsafe"
             for chunk in self.fixed("unsafe", spec, lang):
                 preview.block(chunk.text)
@@ -245,8 +247,10 @@ class Bot:
             heard = await transcriber.transcribe(audio, voice.content_type)
         except (MediaError, ModelError) as error:
             log.warning("voice_note_failed", user=user_ref(user), error=type(error).__name__)
+            VOICE_NOTES.labels("failed").inc()
             return ""
         log.info("voice_note_heard", user=user_ref(user), audio_bytes=len(audio))
+        VOICE_NOTES.labels("heard" if heard else "failed").inc()
         return heard
 
     async def _command(

@@ -41,6 +41,14 @@ SEND_FAILURES = Counter(
     "Messages a channel could not deliver after retries",
     ["channel", "permanent"],
 )
+VOICE_NOTES = Counter(
+    "sprout_voice_notes_total",
+    "Voice notes listened to: heard (answered) or failed (the user was asked to try again)",
+    ["outcome"],
+)
+REQUESTS_FLAGGED = Counter(
+    "sprout_requests_flagged_total", "Requests moderation flagged (answered with the safe text)"
+)
 ENQUEUE_FAILURES = Counter(
     "sprout_enqueue_failures_total",
     "Accepted messages that could not be queued at once (a sweep queues them later)",

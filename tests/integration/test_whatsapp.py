@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from sprout.core.formatting import to_whatsapp
@@ -157,6 +158,9 @@ def test_a_voice_note_is_heard_and_answered(
     assert "voice note" in retry.body
     assert len(fake_openai.transcriptions) == 1 and len(fake_twilio.media_fetches) == 1
     assert "moon" not in sprout.log(), "what was said stays out of the logs"
+    metrics = httpx.get(f"{sprout.url}/metrics", timeout=10).text
+    assert 'sprout_voice_notes_total{outcome="heard"} 1.0' in metrics
+    assert 'sprout_voice_notes_total{outcome="failed"} 1.0' in metrics
 
 
 def test_a_harmful_request_gets_a_safe_answer_not_the_model(
@@ -175,6 +179,8 @@ def test_a_harmful_request_gets_a_safe_answer_not_the_model(
     assert [m["input"] for m in asked] == ["Explain how to hurt the cat", "Explain why cats purr"]
     assert asked[0]["model"] == "omni-moderation-latest"
     assert "hurt" not in sprout.log() and "purr" not in sprout.log()
+    metrics = httpx.get(f"{sprout.url}/metrics", timeout=10).text
+    assert "sprout_requests_flagged_total 1.0" in metrics
 
 
 def test_a_server_without_moderation_still_answers(
