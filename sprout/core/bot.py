@@ -51,6 +51,12 @@ class _Preview:
     def block(self, text: str) -> None:
         self.text(("\n\n" if self._shown else "") + text)
 
+    def blocks(self, chunks: list[Chunk]) -> list[Chunk]:
+        """Show whole chunks (a fixed text) as they will be sent; returns them."""
+        for chunk in chunks:
+            self.block(chunk.text)
+        return chunks
+
 
 @dataclass
 class _FollowUp:
@@ -171,8 +177,7 @@ class Bot:
             heard = await self._listen(user, voice, fetch_media, self._transcriber)
             if not heard:
                 outcome.kind, outcome.language = "voice_failed", profile.language
-                for chunk in self.fixed("voice_failed", spec, profile.language):
-                    preview.block(chunk.text)
+                for chunk in preview.blocks(self.fixed("voice_failed", spec, profile.language)):
                     yield chunk
                 return
             incoming = replace(incoming, text=heard)
@@ -192,8 +197,7 @@ class Bot:
                 log.info("rate_limited", user=user_ref(user), notified=verdict is Verdict.NOTIFY)
                 outcome.kind = "slow_down" if verdict is Verdict.NOTIFY else None
                 if verdict is Verdict.NOTIFY:
-                    for chunk in self.fixed("slow_down", spec, lang):
-                        preview.block(chunk.text)
+                    for chunk in preview.blocks(self.fixed("slow_down", spec, lang)):
                         yield chunk
                 return
 
@@ -201,8 +205,7 @@ class Bot:
         if fixed is not None:
             key, values = fixed
             outcome.kind = key
-            for chunk in self.fixed(key, spec, lang, **values):
-                preview.block(chunk.text)
+            for chunk in preview.blocks(self.fixed(key, spec, lang, **values)):
                 yield chunk
             return
 
@@ -231,8 +234,7 @@ class Bot:
         except _RefusedError:
             REQUESTS_FLAGGED.inc()
             outcome.kind = "unsafe"
-            for chunk in self.fixed("unsafe", spec, lang):
-                preview.block(chunk.text)
+            for chunk in preview.blocks(self.fixed("unsafe", spec, lang)):
                 yield chunk
         finally:
             gate.close()
@@ -347,12 +349,10 @@ class Bot:
                     if isinstance(item, ToolCall):
                         profile = await self._save_profile(user, profile, item)
                         follow_up.set(item, profile)
-                        pieces = self.fixed(
+                        pieces = preview.blocks(self.fixed(
                             "profile_saved", spec, profile.language,
                             profile=self._summary(profile, " · "),
-                        )  # fmt: skip
-                        for piece in pieces:
-                            preview.block(piece.text)
+                        ))  # fmt: skip
                     else:
                         preview.text(item)
                         pieces = chunker.feed(item)
@@ -368,8 +368,7 @@ class Bot:
                 log.warning("model_failed", error=str(error)[:200], attempt=attempt)
                 if attempt < self._attempts:
                     await asyncio.sleep(self._retry_wait_s * 2 ** (attempt - 1))
-        for chunk in self.fixed("apology", spec, profile.language):
-            preview.block(chunk.text)
+        for chunk in preview.blocks(self.fixed("apology", spec, profile.language)):
             yield chunk
 
     async def _save_profile(self, user: str, profile: Profile, call: ToolCall) -> Profile:

@@ -89,13 +89,18 @@ class Moderator(Protocol):
         ...
 
 
+MODERATION_TIMEOUT_S = 5.0
+
+
 class OpenAIModerator:
     """The server's `moderations` endpoint. It fails open: the chat model keeps its own safety
     training, and a parent must not go unanswered because a check is down. A server without
     the endpoint (most local ones) is not asked again."""
 
     def __init__(self, client: openai.AsyncOpenAI, model: str) -> None:
-        self._client = client
+        # The answer waits for the verdict: a slow check gives up (open) after seconds, not
+        # after the chat model's timeout and retries.
+        self._client = client.with_options(timeout=MODERATION_TIMEOUT_S, max_retries=1)
         self.model = model
         self.available = True
 

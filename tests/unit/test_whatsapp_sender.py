@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sprout.channels.whatsapp.media import TwilioMedia
 from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
 from sprout.core.delivery import SendError
-from sprout.core.messages import Incoming
+from sprout.core.messages import Incoming, Media, MediaError
 from tests.fakes.twilio_server import FakeTwilio
 
 USER = Incoming(
@@ -95,3 +96,21 @@ async def test_an_interrupted_send_can_be_looked_up(sender: TwilioSender, fake: 
     sid = await sender.send(USER, "Part two")
     assert await sender.find_sent(USER, "Part two", since) == sid
     assert await sender.find_sent(USER, "Part three", since) is None
+
+
+async def test_media_is_fetched_from_the_configured_twilio_host_only(fake: FakeTwilio) -> None:
+    media = TwilioMedia(fake.account_sid, fake.auth_token, fake.base_url, max_bytes=1000)
+    try:
+        url = fake.add_media(b"OggS voice", "audio/ogg")
+        assert await media.fetch(Media(url, "audio/ogg")) == b"OggS voice"
+        # As Twilio writes it: rewritten to the configured host, like every REST call.
+        as_sent = "https://api.twilio.com" + url.removeprefix(fake.base_url)
+        assert await media.fetch(Media(as_sent, "audio/ogg")) == b"OggS voice"
+        elsewhere = "http://localhost:9" + url.removeprefix(fake.base_url)
+        big = fake.add_media(b"x" * 1001, "audio/ogg")
+        for refused in (elsewhere, big, url + "404"):
+            with pytest.raises(MediaError):
+                await media.fetch(Media(refused, "audio/ogg"))
+        assert len(fake.media_fetches) == 3, "the foreign URL was never asked"
+    finally:
+        await media.close()

@@ -16,6 +16,7 @@ from telegram.ext import Application, ApplicationBuilder
 
 from sprout.channels.telegram.media import FILE_SCHEME, file_url
 from sprout.channels.telegram.polling import Poller
+from sprout.channels.telegram.sender import chat_id_of
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import Incoming, Media
 from sprout.core.settings import Settings
@@ -170,7 +171,7 @@ class TelegramChannel:
         fresh = await self._accept(incoming)
         log.info("telegram_inbound", user=user_ref(incoming.user_id), duplicate=not fresh)
         if fresh:  # not awaited: the next update need not wait for it
-            task = asyncio.create_task(self._typing(int(incoming.user_id.split(":", 1)[1])))
+            task = asyncio.create_task(self._typing(chat_id_of(incoming.user_id)))
             self._courtesies.add(task)
             task.add_done_callback(self._courtesies.discard)
 
