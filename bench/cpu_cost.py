@@ -42,6 +42,19 @@ class _CountingSender:
         return f"id{self.sent}"
 
 
+async def _client_floor(model_url: str, calls: int) -> float:
+    """CPU per call of the official client's cheapest request (GET /models, a tiny JSON
+    answer), alone in this process: what any message that asks the model costs at least."""
+    client = openai.AsyncOpenAI(base_url=model_url, api_key="bench")
+    try:
+        await asyncio.gather(*(client.models.list() for _ in range(20)))
+        started = time.process_time()
+        await asyncio.gather(*(client.models.list() for _ in range(calls)))
+        return (time.process_time() - started) * 1000 / calls
+    finally:
+        await client.close()
+
+
 async def _measure(model_url: str, workdir: Path, users: int) -> tuple[float, int]:
     store = Store.from_url(f"sqlite+aiosqlite:///{workdir / 'cost.db'}")
     await store.create_schema()
@@ -78,10 +91,19 @@ def run(procs: Procs, quick: bool) -> list[Row]:
     fake = procs.fake_openai(REPLY, ttft=0.0, tps=None)
     workdir = Path(tempfile.mkdtemp(prefix="cost-", dir=procs.workdir))
     cpu_ms, sent = asyncio.run(_measure(fake.url + "/v1", workdir, users))
+    floor_ms = asyncio.run(_client_floor(fake.url + "/v1", users))
     return [
         Row(
             "7 CPU per answered message, in one process (diagnostic)",
             f"{cpu_ms:.1f} ms ({users} users at once)",
             details={"users": users, "messages_sent": sent, "reply_chars": len(REPLY)},
-        )
+        ),
+        Row(
+            "7' openai client alone: its cheapest request (diagnostic)",
+            f"{floor_ms:.1f} ms ({users} at once)",
+            details={
+                "request": "GET /models through openai.AsyncOpenAI, nothing of Sprout",
+                "note": "a message costs at least one (chat) and usually two (moderation)",
+            },
+        ),
     ]

@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from sprout.core.batching import GroupCommit
 from sprout.core.messages import Incoming, Media
 from sprout.core.tables import AnswerRow, ChunkRow, ChunkState, InboundRow, UserRow, utc_now
 from sprout.migrations import upgrade_to_head
@@ -127,6 +129,13 @@ class Store:
         # SQLite takes one writer at a time: queueing writers here, instead of letting hundreds
         # of jobs poll the file lock, keeps them fair and never ends in "database is locked".
         self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert_new_inbound = (
+            dialect_insert(InboundRow)
+            .on_conflict_do_nothing(index_elements=["channel", "message_id"])
+            .returning(InboundRow.id, InboundRow.channel, InboundRow.message_id)
+        )
+        self._inbound: GroupCommit[Incoming, int | None] = GroupCommit(self._record_inbound_batch)
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -150,7 +159,10 @@ class Store:
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        # Every use of a connection ends its transaction (`begin()` commits or rolls back,
+        # `connect()` rolls back on close): the pool's own rollback on return would be one
+        # more round trip to the driver's thread for every statement, to do nothing.
+        engine = create_async_engine(url, pool_reset_on_return=None)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return cls(engine)
@@ -168,23 +180,22 @@ class Store:
             await connection.execute(select(1))
 
     async def record_inbound(self, incoming: Incoming) -> int | None:
-        """Log a new message; None when this channel message id was seen before."""
-        values = {
-            "channel": incoming.channel,
-            "message_id": incoming.message_id,
-            "user_id": incoming.user_id,
-            "bot_address": incoming.bot_address,
-            "text": incoming.text,
-            "media": [[item.url, item.content_type] for item in incoming.media],
-            "received_at": incoming.received_at,
-            "done": False,
-        }
-        try:
-            async with self._write() as connection:
-                inbound_id: int = (await connection.execute(_INSERT_INBOUND, values)).scalar_one()
-        except IntegrityError:
-            return None
-        return inbound_id
+        """Log a new message; None when this channel message id was seen before. Messages
+        recorded at the same time share a transaction (see GroupCommit)."""
+        return await self._inbound.write(incoming)
+
+    async def _record_inbound_batch(self, messages: Sequence[Incoming]) -> list[int | None]:
+        keys = [(incoming.channel, incoming.message_id) for incoming in messages]
+        first = {key: index for index, key in reversed(list(enumerate(keys)))}
+        values = [_inbound_values(messages[index]) for index in sorted(first.values())]
+        # Not behind the queue of answer writes (`_write`): acknowledging a webhook waits for
+        # this one. At most one such batch is written at a time, so SQLite's own lock, with its
+        # busy timeout, is enough to order it with the single other writer.
+        async with self.engine.begin() as connection:
+            rows = await connection.execute(self._insert_new_inbound, values)
+            ids = {(channel, message_id): inbound_id for inbound_id, channel, message_id in rows}
+        # A message id seen before, or twice in this batch, is new once at most.
+        return [ids.get(key) if first[key] == index else None for index, key in enumerate(keys)]
 
     async def unfinished(
         self, user_id: str | None = None, channels: Collection[str] | None = None
@@ -428,7 +439,6 @@ class Store:
 
 
 # The hot statements, built once: SQLAlchemy then reuses their compiled form by key alone.
-_INSERT_INBOUND = insert(InboundRow).returning(InboundRow.id)
 _INSERT_ANSWER = insert(AnswerRow).returning(AnswerRow.id)
 _INSERT_CHUNK = insert(ChunkRow).returning(ChunkRow.id)
 _FINISH = update(InboundRow).where(InboundRow.id == bindparam("inbound_id")).values(done=True)
@@ -475,6 +485,19 @@ _LOAD_JOB = (
     .where(InboundRow.id == bindparam("inbound_id"))
     .order_by(ChunkRow.seq)
 )
+
+
+def _inbound_values(incoming: Incoming) -> dict[str, Any]:
+    return {
+        "channel": incoming.channel,
+        "message_id": incoming.message_id,
+        "user_id": incoming.user_id,
+        "bot_address": incoming.bot_address,
+        "text": incoming.text,
+        "media": [[item.url, item.content_type] for item in incoming.media],
+        "received_at": incoming.received_at,
+        "done": False,
+    }
 
 
 def _of_user(column: Any) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -210,6 +212,23 @@ def test_a_duplicate_message_sid_is_answered_once(
     fake_twilio.wait_for_messages(2, timeout=10)
     assert len(fake_openai.requests) == 1
     assert len(fake_twilio.messages) == 2
+
+
+def test_a_burst_from_many_parents_is_answered_once_each(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    """Messages arriving together are recorded together; none is lost or answered twice,
+    including those Twilio delivers twice within the same moment."""
+    fake_openai.set_reply("Snails carry their shell everywhere, like a little house. 🐌")
+    parents = [f"whatsapp:+4477009{n:05d}" for n in range(40)]
+    forms = [sprout.form("Explain snails", sender=parent) for parent in parents]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(lambda form: sprout.post(form).status_code, forms + forms[:10]))
+    assert statuses == [200] * 50
+    fake_twilio.wait_for_messages(len(parents), timeout=30)
+    time.sleep(1.0)  # a second answer to anyone would have arrived by now
+    assert sorted(message.to for message in fake_twilio.messages) == sorted(parents)
+    assert len(fake_openai.requests) == len(parents)
 
 
 def test_a_message_that_is_too_long_gets_a_polite_answer(
