@@ -173,7 +173,7 @@ def run(procs: Procs, quick: bool) -> list[Row]:
                 "ok": ok,
                 "achieved_rate": round(achieved, 1),
                 "answered_by_the_end": open_answered,
-                "note": "answers beyond what the CPU left after acknowledging wait their turn",
+                "note": "answered_by_the_end: of these messages, answered before the run ended",
                 "cpu_cores_used": open_cpu,
             },
         ),

@@ -31,7 +31,6 @@ from sprout.core.llm import ChatModel, DemoChatModel, OpenAIChatModel
 from sprout.core.logs import get_logger
 from sprout.core.messages import Incoming
 from sprout.core.metrics import ENQUEUE_FAILURES, QUEUE_DEPTH, TimedModel
-from sprout.core.priority import AckFirst
 from sprout.core.prompts import Prompts, load_prompts
 from sprout.core.ratelimit import RateLimit
 from sprout.core.settings import Settings
@@ -120,8 +119,6 @@ class Runtime:
         self.model: ChatModel | None = None
         self.dispatcher: InProcessDispatcher | None = None
         self.jobs: RedisJobs | None = None
-        # Answer work in this process gives way to acknowledging webhooks.
-        self.ack_first = AckFirst()
         self._twilio: Any = None
         self._media: TwilioMedia | None = None
         self._taking_updates = False
@@ -137,9 +134,7 @@ class Runtime:
             log.warning("demo_mode", message=DEMO_BANNER)
         bot = build_bot(self.settings, self.model, self.prompts, self.store)
         channels = await self._channels()
-        # A worker has no webhooks to give way to.
-        turn = None if worker else self.ack_first.turn
-        delivery = Delivery(self.store, bot, channels, self.settings.hold_after_s, turn)
+        delivery = Delivery(self.store, bot, channels, self.settings.hold_after_s)
         redis_url = self.settings.redis_connection_url
         if redis_url is not None:
             self.jobs = RedisJobs(

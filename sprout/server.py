@@ -5,38 +5,16 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Quart, Request, Response, jsonify
 from werkzeug.exceptions import BadHost
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from sprout.app import Runtime
-from sprout.channels.telegram.bot import WEBHOOK_PATH
 from sprout.channels.telegram.webhook import telegram_blueprint
 from sprout.channels.whatsapp.webhook import SignatureCheck, whatsapp_blueprint
-from sprout.core.priority import AckFirst
 
 MAX_BODY_BYTES = 64 * 1024  # Twilio's webhook bodies are a few KB; anything bigger is not Twilio
-WEBHOOK_PATHS = frozenset({"/whatsapp", "/text", "/whatsapp/status", WEBHOOK_PATH})
-
-
-class _Acknowledging:
-    """Counts webhook requests from the moment the server hands them over until their response
-    is sent, so that answer work in this process gives way to them (see AckFirst)."""
-
-    def __init__(self, app: ASGIFramework, ack_first: AckFirst) -> None:
-        self._app = app
-        self._ack_first = ack_first
-
-    async def __call__(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        if scope["type"] == "http" and scope["path"] in WEBHOOK_PATHS:
-            with self._ack_first.acknowledging():
-                await self._app(scope, receive, send)
-        else:
-            await self._app(scope, receive, send)
 
 
 class _Quart(Quart):
@@ -54,7 +32,6 @@ def create_app(runtime: Runtime) -> Quart:
     settings = runtime.settings
     app = _Quart("sprout")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.asgi_app = _Acknowledging(app.asgi_app, runtime.ack_first)  # type: ignore[method-assign]
 
     @app.before_serving
     async def start() -> None:

@@ -135,23 +135,17 @@ class Delivery:
         bot: Bot,
         channels: Mapping[str, Channel],
         hold_after_s: float = 5.0,
-        turn: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`turn`: waited for before each step of a job that costs CPU (starting, asking the
-        model, recording a chunk, sending), so that something more urgent sharing this
-        process can go first (see `sprout.core.priority`)."""
         self._store = store
         self._bot = bot
         self._channels = channels
         self._hold_after_s = hold_after_s
-        self._turn = turn or _go_on
 
     async def run(self, inbound_id: int, lease: Lease = SOLE_PROCESS) -> None:
         """Answer a recorded message. Under a `lease` (the user's jobs may move between
         processes), every send and every write that decides what is sent first checks it is
         still held, so a process that stalled past its lease stops before it can repeat what
         its successor sends (the outcome of a send already made is still recorded)."""
-        await self._turn()
         job = await self._store.load_job(inbound_id)
         if job is None or job.done:
             return
@@ -171,7 +165,7 @@ class Delivery:
         log.info("job_started", inbound=inbound_id, user=user_ref(job.incoming.user_id))
         job = await self._settle_interrupted_sends(job, channel, lease)
         if job.answer_complete:
-            await self._sending(channel, job.incoming, lease).resend(job.chunks)
+            await _Sending(self._store, channel, job.incoming, lease).resend(job.chunks)
             erase = job.answer_kind == ERASED_KIND
         else:
             erase = (await self._generate_and_send(job, answer_id, channel, lease)).erase_user
@@ -217,7 +211,6 @@ class Delivery:
         async def produce() -> None:
             seq = next_seq
             try:
-                await self._turn()
                 preview = channel.preview
                 on_text = partial(preview, job.incoming) if preview is not None else None
                 chunks = self._bot.chunks(
@@ -230,7 +223,6 @@ class Delivery:
                     fetch_media=channel.media,
                 )
                 async for chunk in chunks:
-                    await self._turn()
                     # The sender is waiting for exactly this chunk: it goes out at once.
                     at_once = idle.waiting and queue.empty()
                     state = ChunkState.SENDING if at_once else ChunkState.PENDING
@@ -247,7 +239,7 @@ class Delivery:
                 await queue.put(_DONE)
 
         producer = asyncio.create_task(produce())
-        sending = self._sending(channel, job.incoming, lease)
+        sending = _Sending(self._store, channel, job.incoming, lease)
         hold_due = channel.hold and not earlier
         carry: _Ready | None = None
         finished = False
@@ -276,9 +268,6 @@ class Delivery:
         finally:
             producer.cancel()
         return outcome
-
-    def _sending(self, channel: Channel, incoming: Incoming, lease: Lease) -> _Sending:
-        return _Sending(self._store, channel, incoming, lease, self._turn)
 
     async def _first_or_hold(
         self,
@@ -331,19 +320,11 @@ class _Idle:
 class _Sending:
     """Sends one job's chunks in order; after a permanent failure the rest is not attempted."""
 
-    def __init__(
-        self,
-        store: Store,
-        channel: Channel,
-        incoming: Incoming,
-        lease: Lease,
-        turn: Callable[[], Awaitable[None]],
-    ) -> None:
+    def __init__(self, store: Store, channel: Channel, incoming: Incoming, lease: Lease) -> None:
         self._store = store
         self._channel = channel
         self._incoming = incoming
         self.lease = lease
-        self._turn = turn
         self._blocked: str | None = None
 
     async def send(
@@ -351,7 +332,6 @@ class _Sending:
     ) -> None:
         """Send `text` (one chunk, or several ready ones joined) and record the outcome;
         `already_sending`: those of the chunks recorded as `sending` already."""
-        await self._turn()
         if self._blocked is not None:
             await self._store.mark_chunks(chunk_ids, ChunkState.FAILED, error=self._blocked)
             return
@@ -380,10 +360,6 @@ class _Sending:
         for chunk in chunks:
             if chunk.state is ChunkState.PENDING:
                 await self.send([chunk.id], chunk.body)
-
-
-async def _go_on() -> None:
-    return None
 
 
 async def run_with_retries(
