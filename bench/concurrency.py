@@ -66,7 +66,7 @@ def run(procs: Procs, quick: bool) -> list[Row]:
     sent_at, statuses = asyncio.run(closed_loop(sprout.url + "/whatsapp", items, 50))
     posting_s = time.monotonic() - t0
     rows = wait_delivered(
-        twilio, n, timeout=model_time() + 120, quiet=1.0, min_len=ANSWER_MIN_LEN, stall=30.0
+        twilio, n, timeout=model_time() + 120, quiet=1.0, min_len=ANSWER_MIN_LEN, stall=90.0
     )
     events = log_events(sprout)
     cpu = meter.read()

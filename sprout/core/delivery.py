@@ -32,6 +32,7 @@ from sprout.core.chunking import Chunk
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import ChannelSpec, Incoming, MediaFetcher
 from sprout.core.metrics import JOB_SECONDS, JOBS_RUNNING, SEND_FAILURES
+from sprout.core.oldest_first import working_for
 from sprout.core.store import Job, Store, StoredChunk
 from sprout.core.tables import ChunkState
 
@@ -153,7 +154,7 @@ class Delivery:
         if channel is None:
             log.error("channel_not_running", channel=job.incoming.channel, inbound=inbound_id)
             return
-        with JOBS_RUNNING.track_inprogress():
+        with JOBS_RUNNING.track_inprogress(), working_for(inbound_id):
             await self._run(job, channel, lease)
         waited = datetime.now(UTC) - job.incoming.received_at
         JOB_SECONDS.labels(job.incoming.channel).observe(waited.total_seconds())

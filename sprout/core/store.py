@@ -6,7 +6,6 @@ user has and has not received.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -37,6 +36,7 @@ from sqlalchemy.ext.asyncio import (
 
 from sprout.core.batching import GroupCommit
 from sprout.core.messages import Incoming, Media
+from sprout.core.oldest_first import OldestFirstLock
 from sprout.core.tables import AnswerRow, ChunkRow, ChunkState, InboundRow, UserRow, utc_now
 from sprout.migrations import upgrade_to_head
 
@@ -128,7 +128,7 @@ class Store:
         self._session = async_sessionmaker(engine, expire_on_commit=False)
         # SQLite takes one writer at a time: queueing writers here, instead of letting hundreds
         # of jobs poll the file lock, keeps them fair and never ends in "database is locked".
-        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._one_writer = OldestFirstLock() if engine.dialect.name == "sqlite" else None
         dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._insert_new_inbound = (
             dialect_insert(InboundRow)
@@ -142,7 +142,7 @@ class Store:
         """One write transaction on a Core connection: committed on leaving, else rolled back."""
         async with contextlib.AsyncExitStack() as stack:
             if self._one_writer is not None:
-                await stack.enter_async_context(self._one_writer)
+                await stack.enter_async_context(self._one_writer.held())
             yield await stack.enter_async_context(self.engine.begin())
 
     @contextlib.asynccontextmanager
@@ -150,7 +150,7 @@ class Store:
         """One write transaction through the ORM, for the rarer per-user updates."""
         async with contextlib.AsyncExitStack() as stack:
             if self._one_writer is not None:
-                await stack.enter_async_context(self._one_writer)
+                await stack.enter_async_context(self._one_writer.held())
             yield await stack.enter_async_context(self._session.begin())
 
     @classmethod
