@@ -127,7 +127,8 @@ class Store:
         self.engine = engine
         self._session = async_sessionmaker(engine, expire_on_commit=False)
         # SQLite takes one writer at a time: queueing writers here, instead of letting hundreds
-        # of jobs poll the file lock, keeps them fair and never ends in "database is locked".
+        # of jobs poll the file lock, never ends in "database is locked", and lets the job
+        # answering the oldest message write first.
         self._one_writer = OldestFirstLock() if engine.dialect.name == "sqlite" else None
         dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._insert_new_inbound = (
