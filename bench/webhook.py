@@ -120,10 +120,9 @@ def run(procs: Procs, quick: bool) -> list[Row]:
     meter = CpuMeter({"sprout": sprout.pid, "fake openai": openai.pid, "fake twilio": twilio.pid})
     latencies, statuses, achieved = asyncio.run(open_loop(sprout.url + "/whatsapp", items, RATE))
     open_cpu = meter.read()
-    open_answered = sum(
-        1
-        for to in {to for to, _, size in delivered(twilio) if size >= ANSWER_MIN_LEN}
-        if to.startswith(user_number(0, 4)[:-7])
+    open_senders = {user_number(i, 4) for i in range(open_n)}
+    open_answered = len(
+        {to for to, _, size in delivered(twilio) if size >= ANSWER_MIN_LEN} & open_senders
     )
     ok = sum(1 for s in statuses if s == 200)
     for proc in (sprout, openai, twilio):

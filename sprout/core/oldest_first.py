@@ -15,7 +15,7 @@ import heapq
 import itertools
 from collections.abc import AsyncIterator, Iterator
 
-FIRST = -1  # work for no message in particular (acknowledging one, say) goes first
+FIRST = -1  # work for no message in particular (a delivery status, say) goes first
 # The message a task works for: its inbound id, which grows with arrival.
 _working_for: contextvars.ContextVar[int] = contextvars.ContextVar("working_for", default=FIRST)
 
