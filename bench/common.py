@@ -172,9 +172,9 @@ class Procs:
             **extra,
         }
         if role == "worker":
-            argv = [sys.executable, "-m", "sprout.cli", "worker", "--status-port", str(port)]
+            argv = [sys.executable, "-m", "sprout", "worker", "--status-port", str(port)]
             return self.spawn("sprout-worker", argv, port, "/healthz", env)
-        argv = [sys.executable, "-m", "sprout.cli", "serve", "--host", "127.0.0.1"]
+        argv = [sys.executable, "-m", "sprout", "serve", "--host", "127.0.0.1"]
         return self.spawn("sprout", [*argv, "--port", str(port)], port, "/healthz", env)
 
     def bare(self) -> Proc:

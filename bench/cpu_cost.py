@@ -18,13 +18,13 @@ import openai
 from bench.common import Procs, Row
 from sprout.core.bot import Bot
 from sprout.core.delivery import Channel, Delivery
-from sprout.core.formatting import WHATSAPP
 from sprout.core.llm import OpenAIChatModel
 from sprout.core.logs import configure_logging
 from sprout.core.messages import Incoming
 from sprout.core.metrics import TimedModel
 from sprout.core.prompts import load_prompts
 from sprout.core.settings import DEFAULT_PROMPTS_DIR
+from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
 
 REPLY = (

@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.first_message import reply_text
 from sprout.core.chunking import Chunker, chunk_markdown
-from sprout.core.formatting import TELEGRAM, WHATSAPP
+from sprout.core.specs import TELEGRAM, WHATSAPP
 
 TEXT = "\n".join([reply_text()] * 4)  # about 3,000 tokens, 16 KB of Markdown
 SIZE = len(TEXT.encode())

@@ -35,8 +35,9 @@ from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
-from sprout.core.delivery import Lease, LeaseLostError
 from sprout.core.logs import get_logger, user_ref
+from sprout.core.metrics import ENQUEUE_FAILURES
+from sprout.core.ports import Lease, LeaseLostError
 from sprout.core.store import Store
 
 log = get_logger(__name__)
@@ -192,6 +193,15 @@ class RedisJobs:
             await self._kicker.kiq(user_id, inbound_id)
         except (RedisError, OSError, SendTaskError) as error:
             raise QueueUnavailableError(type(error).__name__) from error
+
+    async def submit(self, user_id: str, inbound_id: int) -> None:
+        """Queue a recorded message's job; if Redis is away, count it and leave it recorded:
+        a worker's sweep queues it once Redis is back."""
+        try:
+            await self.enqueue(user_id, inbound_id)
+        except QueueUnavailableError as error:
+            ENQUEUE_FAILURES.inc()
+            log.warning("enqueue_failed", inbound=inbound_id, error=str(error))
 
     async def ping(self) -> None:
         await self.redis.ping()

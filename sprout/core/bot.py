@@ -13,8 +13,9 @@ from sprout.core.chunking import Chunk, Chunker
 from sprout.core.history import recent_history
 from sprout.core.llm import ChatModel, ModelError, Moderator, ToolCall, Tools, Transcriber
 from sprout.core.logs import get_logger, user_ref
-from sprout.core.messages import ChannelSpec, Incoming, Media, MediaError, MediaFetcher
+from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Incoming, Media
 from sprout.core.metrics import REQUESTS_FLAGGED, VOICE_NOTES
+from sprout.core.ports import MediaError, MediaFetcher
 from sprout.core.profile import LANGUAGE_NAMES, Profile
 from sprout.core.prompts import ChatMessage, Prompts
 from sprout.core.ratelimit import RateLimit, Verdict
@@ -49,7 +50,7 @@ class _Preview:
             self._shown = True
 
     def block(self, text: str) -> None:
-        self.text(("\n\n" if self._shown else "") + text)
+        self.text((BLOCK_SEPARATOR if self._shown else "") + text)
 
     def blocks(self, chunks: list[Chunk]) -> list[Chunk]:
         """Show whole chunks (a fixed text) as they will be sent; returns them."""
@@ -310,7 +311,7 @@ class Bot:
         system, user = self.prompts.chat.messages(
             age=age, places=places, areas=areas, language=language, message=argument
         )
-        system["content"] += "\n\n" + self.prompts.profile_instructions
+        system["content"] += BLOCK_SEPARATOR + self.prompts.profile_instructions
         history = recent_history(state.history, self._history_tokens)
         return [system, *history, user], [dict(self.prompts.profile_tool)]
 
@@ -336,7 +337,7 @@ class Bot:
         for attempt in range(1, self._attempts + 1):
             chunker = Chunker(spec)
             try:
-                request = self._continuation(messages, "\n\n".join(delivered))
+                request = self._continuation(messages, BLOCK_SEPARATOR.join(delivered))
                 opening = lead if not delivered else ""
                 async for item in self.model.stream(request, tools):
                     await gate.passed()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import regex  # type: ignore[import-untyped,unused-ignore]
 
 from sprout.core.formatting import Formatted, Span, top_level_blocks
-from sprout.core.messages import ChannelSpec, Rendered
+from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Rendered
 
 Measure = Callable[[str], int]
 
@@ -228,7 +228,10 @@ class Chunker:
         if spec.max_len is None:
             return [Chunk(text, source)]
         out: list[Chunk] = []
-        if self._pending and spec.measure("\n\n".join([*self._pending, text])) > spec.max_len:
+        if (
+            self._pending
+            and spec.measure(BLOCK_SEPARATOR.join([*self._pending, text])) > spec.max_len
+        ):
             out += self._flush()
         if not self._pending and spec.measure(text) > spec.max_len:
             pieces = split_rendered(rendered, spec.max_len, spec.measure)
@@ -237,7 +240,7 @@ class Chunker:
         self._pending.append(text)
         self._pending_src = (self._pending_src[0] if len(self._pending) > 1 else start, stop)
         enough = self._first_min if self._sent == 0 else self._min_len
-        if spec.measure("\n\n".join(self._pending)) >= enough:
+        if spec.measure(BLOCK_SEPARATOR.join(self._pending)) >= enough:
             out += self._flush()
         return out
 
@@ -245,7 +248,7 @@ class Chunker:
         if not self._pending:
             return []
         start, stop = self._pending_src
-        chunk = Chunk("\n\n".join(self._pending), self._text[start:stop].rstrip("\n"))
+        chunk = Chunk(BLOCK_SEPARATOR.join(self._pending), self._text[start:stop].rstrip("\n"))
         self._pending = []
         self._sent += 1
         return [chunk]

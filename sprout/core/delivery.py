@@ -16,9 +16,8 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
-from typing import Protocol
 
 from tenacity import (
     AsyncRetrying,
@@ -30,60 +29,27 @@ from tenacity import (
 from sprout.core.bot import Bot, Outcome
 from sprout.core.chunking import Chunk
 from sprout.core.logs import get_logger, user_ref
-from sprout.core.messages import ChannelSpec, Incoming, MediaFetcher
+from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Incoming
 from sprout.core.metrics import JOB_SECONDS, JOBS_RUNNING, SEND_FAILURES
 from sprout.core.oldest_first import working_for
+from sprout.core.ports import (
+    LOOKUP_CLOCK_SKEW,
+    SOLE_PROCESS,
+    Lease,
+    LeaseLostError,
+    MediaFetcher,
+    Sender,
+    SendError,
+    SentLookup,
+)
 from sprout.core.store import Job, Store, StoredChunk
 from sprout.core.tables import ChunkState
 
 log = get_logger(__name__)
 
 HOLD_SEQ = 0  # the hold message, when sent, always comes first
-SEPARATOR = "\n\n"
 JOB_ATTEMPTS = 3
-LOOKUP_CLOCK_SKEW = timedelta(seconds=30)
 ERASED_KIND = "forgotten"  # the answer to "forget me": the user's rows go once it is sent
-
-
-class SendError(Exception):
-    """A channel could not deliver a message; `permanent` means trying again cannot help."""
-
-    def __init__(self, reason: str, permanent: bool) -> None:
-        super().__init__(reason)
-        self.permanent = permanent
-
-
-class LeaseLostError(Exception):
-    """This process may no longer act for the user: another may be taking the job over."""
-
-
-class Lease(Protocol):
-    def check(self) -> None:
-        """Raise LeaseLostError unless this process still has the user to itself for a while."""
-        ...
-
-
-class _SoleProcess:
-    """Jobs run in one process only: nobody else can take them over."""
-
-    def check(self) -> None:
-        pass
-
-
-SOLE_PROCESS: Lease = _SoleProcess()
-
-
-class Sender(Protocol):
-    async def send(self, incoming: Incoming, text: str) -> str:
-        """Deliver `text` to the user who sent `incoming`; return the channel's message id.
-        Retries transient failures itself; raises SendError when it gives up."""
-        ...
-
-
-class SentLookup(Protocol):
-    async def find_sent(self, incoming: Incoming, text: str, since: datetime) -> str | None:
-        """The channel's id of `text` if it was sent to the user after `since`, else None."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -113,12 +79,12 @@ def _take_ready(
 ) -> tuple[_Ready | None, bool]:
     """Move the chunks already waiting into `batch` while they fit in one message together.
     Returns the first one that did not fit (to send next) and whether the answer ended."""
-    joined = SEPARATOR.join(ready.chunk.text for ready in batch)
+    joined = BLOCK_SEPARATOR.join(ready.chunk.text for ready in batch)
     while not queue.empty():
         item = queue.get_nowait()
         if item is _DONE:
             return None, True
-        candidate = joined + SEPARATOR + item.chunk.text
+        candidate = joined + BLOCK_SEPARATOR + item.chunk.text
         if spec.max_len is not None and spec.measure(candidate) > spec.max_len:
             return item, False
         batch.append(item)
@@ -202,7 +168,7 @@ class Delivery:
             lease.check()
             await self._store.drop_unsent(answer_id)
         earlier = [c for c in job.chunks if c.state is not ChunkState.PENDING]
-        already_sent = "\n\n".join(c.source for c in earlier if not c.is_hold)
+        already_sent = BLOCK_SEPARATOR.join(c.source for c in earlier if not c.is_hold)
         bodies = [c.body for c in earlier if not c.is_hold]
         next_seq = max((c.seq for c in earlier), default=HOLD_SEQ) + 1
         queue: asyncio.Queue[_Ready | None] = asyncio.Queue()
@@ -235,7 +201,9 @@ class Delivery:
                     seq += 1
                     await queue.put(_Ready(chunk_id, chunk, at_once))
                 lease.check()
-                await self._store.complete_answer(answer_id, "\n\n".join(bodies), outcome.kind)
+                await self._store.complete_answer(
+                    answer_id, BLOCK_SEPARATOR.join(bodies), outcome.kind
+                )
             finally:
                 await queue.put(_DONE)
 
@@ -262,7 +230,7 @@ class Delivery:
                     carry, finished = _take_ready(queue, batch, channel.spec)
                 await sending.send(
                     [ready.chunk_id for ready in batch],
-                    SEPARATOR.join(ready.chunk.text for ready in batch),
+                    BLOCK_SEPARATOR.join(ready.chunk.text for ready in batch),
                     already_sending=[ready.chunk_id for ready in batch if ready.sending],
                 )
             await producer  # surfaces a producer crash instead of calling the job done
@@ -396,6 +364,17 @@ class InProcessDispatcher:
         self._retry_wait_s = retry_wait_s
         self._queues: dict[str, asyncio.Queue[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, user_id: str, inbound_id: int) -> None:
+        self.dispatch(user_id, inbound_id)
+
+    async def recover(self, store: Store, channels: frozenset[str]) -> None:
+        """Resume whatever the last run left unfinished, in the order it arrived."""
+        pending = await store.unfinished(channels=channels)
+        for inbound_id, user_id in pending:
+            self.dispatch(user_id, inbound_id)
+        if pending:
+            log.info("recovering", jobs=len(pending))
 
     def dispatch(self, user_id: str, inbound_id: int) -> None:
         queue = self._queues.get(user_id)

@@ -15,7 +15,7 @@ import regex  # type: ignore[import-untyped,unused-ignore]
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from sprout.core.messages import ChannelSpec, Rendered, utf16_len
+from sprout.core.messages import BLOCK_SEPARATOR, Rendered
 
 _MD = MarkdownIt("commonmark").enable(["strikethrough", "table"])
 _BLOCKS = MarkdownIt("commonmark").enable(["strikethrough", "table"]).disable("inline")
@@ -394,12 +394,8 @@ def to_web_markdown(markdown: str) -> Rendered:
     breaks: dict[int, int] = {}
     for part in parts:
         if text:
-            text += "\n\n"
+            text += BLOCK_SEPARATOR
             breaks[len(text)] = 3
         text += part
     return Rendered(text, breaks)
 
-
-WHATSAPP = ChannelSpec("whatsapp", 1600, utf16_len, to_whatsapp)
-TELEGRAM = ChannelSpec("telegram", 4096, utf16_len, to_telegram_html)
-WEB = ChannelSpec("web", None, len, to_web_markdown)

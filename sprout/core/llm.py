@@ -248,6 +248,12 @@ Areas: Mathematics; Physical Development
 *This is the demo model: connect a real one with `OPENAI_API_KEY` for ideas made for your topic.*"""
 
 
+DEMO_BANNER = (
+    "DEMO MODE: no OPENAI_API_KEY or OPENAI_BASE_URL is set, so answers come from a small "
+    "built-in script, not a real model. Set one of them to get real answers."
+)
+
+
 class DemoChatModel:
     """A scripted offline stand-in so a newcomer can try every path without any account."""
 

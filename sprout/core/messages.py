@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+
+BLOCK_SEPARATOR = "\n\n"  # between Markdown blocks, and between chunks sent as one
 
 
 def utf16_len(text: str) -> int:
@@ -21,16 +22,6 @@ class Media:
     @property
     def is_audio(self) -> bool:
         return self.content_type.lower().startswith("audio/")
-
-
-class MediaError(Exception):
-    """A user's attachment could not be fetched (gone, too large, not where expected)."""
-
-
-class MediaFetcher(Protocol):
-    async def fetch(self, media: Media) -> bytes:
-        """The attachment's bytes, from the channel that received it. Raises MediaError."""
-        ...
 
 
 @dataclass(frozen=True)

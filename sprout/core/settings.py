@@ -110,3 +110,15 @@ class Settings(BaseSettings):
     @property
     def whatsapp_enabled(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def whatsapp_credentials(self) -> tuple[str, str] | None:
+        """Twilio's account SID and auth token, when WhatsApp is on."""
+        if not (self.twilio_account_sid and self.twilio_auth_token):
+            return None
+        return self.twilio_account_sid, self.twilio_auth_token.get_secret_value()
+
+    @property
+    def status_callback_url(self) -> str | None:
+        """Where Twilio reports what became of each message sent (needs the public URL)."""
+        return f"{self.public_url.rstrip('/')}/whatsapp/status" if self.public_url else None

@@ -74,7 +74,7 @@ class SproutServer:
         return env
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "sprout.cli", self.role]
+        command = [sys.executable, "-m", "sprout", self.role]
         if self.role == "worker":
             command += ["--status-port", str(self.port)]
         else:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from sprout.app import DEMO_BANNER
+from sprout.core.llm import DEMO_BANNER
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.conftest import PUBLIC_URL, USER, SproutServer, isolated_env
@@ -79,7 +79,7 @@ def test_without_twilio_credentials_the_server_starts_and_says_whatsapp_is_off(
     env["SPROUT_DATA_DIR"] = str(tmp_path)
     with (tmp_path / "log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sprout.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "sprout", "serve", "--host", "127.0.0.1", "--port", "0"],
             env=env,
             cwd=tmp_path,
             stdout=log,
@@ -98,7 +98,7 @@ def test_sprout_chat_answers_in_the_terminal(fake_openai: FakeOpenAI, tmp_path: 
     env = isolated_env()
     env.update(OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test-key")
     result = subprocess.run(
-        [sys.executable, "-m", "sprout.cli", "chat"],
+        [sys.executable, "-m", "sprout", "chat"],
         input="Explain how worms move\n",
         capture_output=True,
         text=True,
@@ -129,7 +129,7 @@ def test_sprout_export_gives_turns_with_timings_and_no_phone_numbers(
     fake_twilio.wait_for_messages(1, timeout=10)
     sprout.stop()
     result = subprocess.run(
-        [sys.executable, "-m", "sprout.cli", "export", "--format", "json"],
+        [sys.executable, "-m", "sprout", "export", "--format", "json"],
         env=sprout.env(), cwd=sprout.data_dir, capture_output=True, text=True, check=True,
         timeout=60,
     )  # fmt: skip
@@ -139,7 +139,7 @@ def test_sprout_export_gives_turns_with_timings_and_no_phone_numbers(
     assert turn["messages"] == 1 and turn["first_message_s"] >= 0 and turn["complete_s"] >= 0
     assert USER.split(":")[1] not in result.stdout
     csv_out = subprocess.run(
-        [sys.executable, "-m", "sprout.cli", "export"],
+        [sys.executable, "-m", "sprout", "export"],
         env=sprout.env(), cwd=sprout.data_dir, capture_output=True, text=True, check=True,
         timeout=60,
     ).stdout  # fmt: skip

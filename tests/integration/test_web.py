@@ -17,14 +17,14 @@ from streamlit.testing.v1 import AppTest
 
 import sprout
 from sprout.core.chunking import chunk_markdown
-from sprout.core.formatting import WHATSAPP
 from sprout.core.messages import utf16_len
+from sprout.core.specs import WHATSAPP
 from tests.fakes.openai_server import FakeOpenAI
 from tests.integration.conftest import free_port, isolated_env
 
 pytestmark = pytest.mark.integration
 
-PAGE = Path(sprout.__file__).resolve().parent / "channels" / "web" / "app.py"
+PAGE = Path(sprout.__file__).resolve().parent / "entrypoints" / "web_page.py"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -119,7 +119,7 @@ def web_server(model: FakeOpenAI, tmp_path: Path) -> Iterator[str]:
     env.update(SPROUT_DATA_DIR=str(tmp_path))
     with (tmp_path / "web.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sprout.cli", "web", "--port", str(port)],
+            [sys.executable, "-m", "sprout", "web", "--port", str(port)],
             env=env,
             cwd=tmp_path,
             stdout=log,

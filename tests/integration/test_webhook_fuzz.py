@@ -1,6 +1,6 @@
 """Fuzzes the WhatsApp webhook with over 10,000 hostile requests against the real Quart app.
 
-Approach: the app, and with it `Runtime.start`/`stop`, the SQLite store and the job dispatcher,
+Approach: the runtime (`bootstrap.running`: the SQLite store and the job dispatcher) and the app
 must start once, not once per example, or 10,000 requests would take many minutes. So each test
 owns an event loop (`asyncio.Runner`), starts `app.test_app()` on it, and then runs Hypothesis
 *inside* the test: `Fuzzer.fuzz` wraps a small `@given` function per request kind, each example
@@ -29,8 +29,8 @@ import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
@@ -42,10 +42,13 @@ from quart.typing import TestClientProtocol as Client  # a "Test..." name pytest
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from sprout.app import Runtime
+from sprout.bootstrap import running
+from sprout.core.delivery import InProcessDispatcher
 from sprout.core.messages import Incoming
+from sprout.core.ports import Accept
 from sprout.core.settings import Settings
-from sprout.server import create_app
+from sprout.entrypoints.server import create_app
+from sprout.queue import RedisJobs
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.conftest import BOT_NUMBER, PUBLIC_URL
@@ -61,6 +64,7 @@ pytestmark = [
 ]
 
 Pairs = list[tuple[str, str]]
+Jobs = InProcessDispatcher | RedisJobs
 Headers = tuple[tuple[bytes, bytes], ...]
 
 FORM = b"application/x-www-form-urlencoded"
@@ -137,28 +141,31 @@ class Signer:
         return signature.encode()
 
 
-class CountingRuntime(Runtime):
-    """The real runtime, counting what the webhook hands over: forged requests must never get
-    as far as `accept`, and what does must look like Twilio's formats."""
+class CountingAccept:
+    """The real runtime's `accept`, counting what the webhook hands over: forged requests must
+    never get as far as `accept`, and what does must look like Twilio's formats."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    def __init__(self, accept: Accept) -> None:
+        self._accept = accept
         self.calls = 0
         self.fresh: list[Incoming] = []
 
-    async def accept(self, incoming: Incoming) -> bool:
+    async def __call__(self, incoming: Incoming) -> bool:
         self.calls += 1
-        fresh = await super().accept(incoming)
+        fresh = await self._accept(incoming)
         if fresh:
             self.fresh.append(incoming)
         return fresh
 
 
 class Fuzzer:
-    def __init__(self, runner: asyncio.Runner, client: Client, runtime: CountingRuntime) -> None:
+    def __init__(
+        self, runner: asyncio.Runner, client: Client, runtime: CountingAccept, jobs: Jobs
+    ) -> None:
         self.runner = runner
         self.client = client
         self.runtime = runtime
+        self.jobs = jobs
         self.statuses: defaultdict[str, Counter[int]] = defaultdict(Counter)
 
     @property
@@ -204,10 +211,10 @@ class Fuzzer:
         """Run the loop until the jobs of accepted messages are done."""
 
         async def idle() -> None:
-            dispatcher = self.runtime.dispatcher
+            dispatcher = self.jobs
             async with asyncio.timeout(timeout):
                 # The dispatcher offers no "idle" event to wait on, hence the polling.
-                while dispatcher is not None and dispatcher.busy:  # noqa: ASYNC110
+                while isinstance(dispatcher, InProcessDispatcher) and dispatcher.busy:  # noqa: ASYNC110
                     await asyncio.sleep(0.02)
             await asyncio.sleep(0.1)  # a wrongly dispatched job would have reached the fakes
 
@@ -237,16 +244,18 @@ def fuzz_settings(
 
 @contextmanager
 def serving(settings: Settings) -> Iterator[Fuzzer]:
-    runtime = CountingRuntime(settings)
-    app = create_app(runtime)
     with asyncio.Runner() as runner:
-        test_app = app.test_app()
-        runner.run(test_app.startup())  # before_serving: Runtime.start
-        fuzzer = Fuzzer(runner, test_app.test_client(), runtime)
+        stack = AsyncExitStack()
+        runtime = runner.run(stack.enter_async_context(running(settings)))
+        counting = CountingAccept(runtime.accept)
+        test_app = create_app(replace(runtime, accept=counting)).test_app()
+        runner.run(test_app.startup())
+        fuzzer = Fuzzer(runner, test_app.test_client(), counting, runtime.jobs)
         try:
             yield fuzzer
         finally:
-            runner.run(test_app.shutdown())  # after_serving: Runtime.stop, which drains jobs
+            runner.run(test_app.shutdown())
+            runner.run(stack.aclose())  # stops the runtime, which drains jobs
 
 
 @pytest.fixture

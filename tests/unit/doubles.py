@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sprout.core.delivery import SendError
 from sprout.core.llm import ModelError, ToolCall, Tools
-from sprout.core.messages import Incoming, Media, MediaError
+from sprout.core.messages import Incoming, Media
+from sprout.core.ports import MediaError, SendError
 from sprout.core.prompts import ChatMessage
 from tests.fakes.scripted import scripted
 

@@ -1,7 +1,8 @@
 from sprout.core.bot import Bot
-from sprout.core.formatting import WHATSAPP, to_whatsapp
+from sprout.core.formatting import to_whatsapp
 from sprout.core.messages import Incoming, Media, utf16_len
 from sprout.core.prompts import Prompts
+from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
 from tests.unit.doubles import FakeLLM, SlowModerator
 

@@ -5,15 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sprout.core.chunking import Chunk, Chunker, chunk_markdown, split_rendered
-from sprout.core.formatting import (
-    TELEGRAM,
-    WEB,
-    WHATSAPP,
-    to_telegram_html,
-    to_web_markdown,
-    to_whatsapp,
-)
+from sprout.core.formatting import to_telegram_html, to_web_markdown, to_whatsapp
 from sprout.core.messages import ChannelSpec, Rendered, utf16_len
+from sprout.core.specs import TELEGRAM, WEB, WHATSAPP
 from tests.unit.test_formatting import html_problems
 
 FAST = settings(max_examples=200, deadline=None)

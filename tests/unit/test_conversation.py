@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from sprout.core.bot import Bot
 from sprout.core.delivery import Channel, Delivery
-from sprout.core.formatting import WHATSAPP
 from sprout.core.history import estimate_tokens, recent_history
 from sprout.core.llm import ToolCall
 from sprout.core.messages import Incoming
 from sprout.core.prompts import Prompts
 from sprout.core.ratelimit import RateLimit
+from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store, Turn
 from sprout.core.tables import Base
 from tests.unit.doubles import FakeLLM, RecordingSender

@@ -4,9 +4,10 @@ from dataclasses import dataclass, field, replace
 from sprout.core.bot import Bot
 from sprout.core.chunking import chunk_markdown
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
-from sprout.core.formatting import WHATSAPP, to_whatsapp
+from sprout.core.formatting import to_whatsapp
 from sprout.core.messages import Incoming, Media, utf16_len
 from sprout.core.prompts import Prompts
+from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
 from sprout.core.tables import ChunkState
 from tests.unit.doubles import FakeLLM, FakeTranscriber, RecordingSender, StoredMedia

@@ -6,16 +6,9 @@ import regex  # type: ignore[import-untyped,unused-ignore]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sprout.core.formatting import (
-    TELEGRAM,
-    WEB,
-    WHATSAPP,
-    Formatted,
-    to_telegram_html,
-    to_web_markdown,
-    to_whatsapp,
-)
+from sprout.core.formatting import Formatted, to_telegram_html, to_web_markdown, to_whatsapp
 from sprout.core.messages import Rendered
+from sprout.core.specs import TELEGRAM, WEB, WHATSAPP
 
 TELEGRAM_TAGS = {"b", "i", "s", "code", "pre", "a", "blockquote"}
 

@@ -10,10 +10,11 @@ from functools import partial
 import pytest
 
 from sprout.core.bot import Bot
-from sprout.core.delivery import Channel, Delivery, Lease, LeaseLostError, run_with_retries
-from sprout.core.formatting import WHATSAPP
+from sprout.core.delivery import Channel, Delivery, run_with_retries
 from sprout.core.messages import Incoming
+from sprout.core.ports import Lease, LeaseLostError
 from sprout.core.prompts import Prompts
+from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
 from sprout.queue import Job, RedisJobs, UserLease, _marker
 from tests.services import RedisServer

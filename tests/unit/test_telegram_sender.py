@@ -11,8 +11,8 @@ from telegram import Bot
 
 from sprout.channels.telegram.bot import incoming_from, message_text
 from sprout.channels.telegram.sender import TelegramSender
-from sprout.core.delivery import SendError
 from sprout.core.messages import Incoming, utf16_len
+from sprout.core.ports import SendError
 from tests.fakes.telegram_server import FakeTelegram
 
 CHAT = 777

@@ -20,8 +20,8 @@ from sprout.channels.web.compare import (
     whatsapp_rendering,
 )
 from sprout.core.chunking import chunk_markdown
-from sprout.core.formatting import WEB, WHATSAPP
 from sprout.core.messages import utf16_len
+from sprout.core.specs import WEB, WHATSAPP
 
 PARAGRAPHS = [
     f"Paragraph {n} is about **rain** 🌧️ and why puddles form. " + "Water falls down. " * 30

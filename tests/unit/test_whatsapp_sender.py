@@ -7,8 +7,8 @@ import pytest
 
 from sprout.channels.whatsapp.media import TwilioMedia
 from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
-from sprout.core.delivery import SendError
-from sprout.core.messages import Incoming, Media, MediaError
+from sprout.core.messages import Incoming, Media
+from sprout.core.ports import MediaError, SendError
 from tests.fakes.twilio_server import FakeTwilio
 
 USER = Incoming(

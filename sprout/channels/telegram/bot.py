@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Bot, Message, Update
@@ -19,12 +18,10 @@ from sprout.channels.telegram.polling import Poller
 from sprout.channels.telegram.sender import chat_id_of
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import Incoming, Media
+from sprout.core.ports import Accept
 from sprout.core.settings import Settings
 
 log = get_logger(__name__)
-
-Accept = Callable[[Incoming], Awaitable[bool]]
-"""Records and dispatches a message; False when it was a duplicate."""
 
 WEBHOOK_PATH = "/telegram"
 ALLOWED_UPDATES = [Update.MESSAGE]
@@ -122,18 +119,14 @@ class _RedactToken(logging.Filter):
 
 
 class TelegramChannel:
-    """Takes updates (long polling, or the webhook route calling `handle`) and owns the bot the
-    sender uses."""
+    """Owns the bot the sender and the media fetcher use; `updates` takes messages in."""
 
-    def __init__(self, settings: Settings, accept: Accept) -> None:
+    def __init__(self, settings: Settings) -> None:
         assert settings.telegram_bot_token is not None
         self.settings = settings
         self.application = build_application(settings)
         self.webhook = webhook_mode(settings)
-        self._accept = accept
         self._redact = _RedactToken(settings.telegram_bot_token.get_secret_value())
-        self._polling: asyncio.Task[None] | None = None
-        self._courtesies: set[asyncio.Task[None]] = set()
 
     @property
     def bot(self) -> Bot:
@@ -148,13 +141,35 @@ class TelegramChannel:
             log.warning("telegram_polling", reason="TELEGRAM_WEBHOOK_SECRET without public URL")
         await self.application.initialize()
 
+    def updates(self, accept: Accept) -> TelegramUpdates:
+        return TelegramUpdates(self, accept)
+
+    async def shutdown(self) -> None:
+        await self.application.shutdown()
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(self._redact)
+
+
+class TelegramUpdates:
+    """Takes updates (long polling, or the webhook route calling `handle`) and hands each
+    message to `accept`."""
+
+    def __init__(self, channel: TelegramChannel, accept: Accept) -> None:
+        self.channel = channel
+        self.bot = channel.bot
+        self.webhook = channel.webhook
+        self._accept = accept
+        self._polling: asyncio.Task[None] | None = None
+        self._courtesies: set[asyncio.Task[None]] = set()
+
     async def start(self) -> None:
         """Take updates: register the webhook, or start long polling."""
+        settings = self.channel.settings
         if self.webhook:
-            assert self.settings.public_url and self.settings.telegram_webhook_secret
+            assert settings.public_url and settings.telegram_webhook_secret
             await self.bot.set_webhook(
-                url=self.settings.public_url.rstrip("/") + WEBHOOK_PATH,
-                secret_token=self.settings.telegram_webhook_secret.get_secret_value(),
+                url=settings.public_url.rstrip("/") + WEBHOOK_PATH,
+                secret_token=settings.telegram_webhook_secret.get_secret_value(),
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
@@ -181,7 +196,7 @@ class TelegramChannel:
         except TelegramError as error:  # only a courtesy: the answer comes anyway
             log.info("telegram_typing_failed", error=type(error).__name__)
 
-    async def stop_updates(self) -> None:
+    async def stop(self) -> None:
         """No more updates (a registered webhook stays: Telegram keeps updates while we restart;
         polled updates not yet recorded are offered again on the next start)."""
         if self._polling is not None:
@@ -189,10 +204,5 @@ class TelegramChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._polling
             self._polling = None
-
-    async def shutdown(self) -> None:
         for task in list(self._courtesies):
             task.cancel()
-        await self.application.shutdown()
-        for handler in logging.getLogger().handlers:
-            handler.removeFilter(self._redact)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from telegram import Bot
 from telegram.error import TelegramError
 
-from sprout.core.messages import Media, MediaError
+from sprout.core.messages import Media
+from sprout.core.ports import MediaError
 
 FILE_SCHEME = "telegram-file:"  # Media.url of an attachment: the scheme, then its file_id
 MAX_BYTES = 20 * 1024 * 1024  # the most the Bot API lets a bot download

@@ -30,21 +30,16 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from sprout.core.delivery import SendError
-from sprout.core.formatting import TELEGRAM
 from sprout.core.logs import get_logger
-from sprout.core.messages import ChannelSpec, Incoming, utf16_len
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming, utf16_len
+from sprout.core.ports import SendError
+from sprout.core.specs import TELEGRAM
 
 log = get_logger(__name__)
 
-MAX_LEN = 4096  # UTF-16 code units, Telegram's limit for one message
+MAX_LEN = TELEGRAM.max_len or 4096  # UTF-16 code units, Telegram's limit for one message
 MAX_RETRY_AFTER_S = 60.0
-SEPARATOR = "\n\n"
 
-# Every complete Markdown block is a chunk as soon as it is written: the message grows by blocks.
-TELEGRAM_STREAMING = ChannelSpec(
-    "telegram", MAX_LEN, utf16_len, TELEGRAM.render, first_min=1, min_len=1
-)
 
 T = TypeVar("T")
 
@@ -106,8 +101,8 @@ class TelegramSender:
         chat_id = chat_id_of(incoming.user_id)
         chat = self._chats.setdefault(chat_id, _Chat())
         answer = chat.answer if chat.answer and chat.answer.key == incoming.message_id else None
-        if answer is not None and utf16_len(answer.text + SEPARATOR + text) <= MAX_LEN:
-            grown = answer.text + SEPARATOR + text
+        if answer is not None and utf16_len(answer.text + BLOCK_SEPARATOR + text) <= MAX_LEN:
+            grown = answer.text + BLOCK_SEPARATOR + text
             edit = partial(
                 self._bot.edit_message_text,
                 grown,

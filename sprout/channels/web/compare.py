@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sprout.channels.telegram.sender import MAX_LEN as TELEGRAM_MAX_LEN
-from sprout.channels.telegram.sender import TELEGRAM_STREAMING
 from sprout.core.chunking import Chunker
-from sprout.core.delivery import SEPARATOR
-from sprout.core.formatting import WHATSAPP
-from sprout.core.messages import ChannelSpec, utf16_len
+from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, utf16_len
+from sprout.core.specs import TELEGRAM_STREAMING, WHATSAPP
 
 TELEGRAM_EDIT_INTERVAL_S = 1.0  # TelegramSender paces its requests to about one a second
 _TAG = re.compile(r"<[^<>]*>")
@@ -48,7 +45,7 @@ class WebTurn:
 
     @property
     def answer_text(self) -> str:
-        return SEPARATOR.join(arrival.text for arrival in self.arrivals)
+        return BLOCK_SEPARATOR.join(arrival.text for arrival in self.arrivals)
 
     @property
     def first_chunk_s(self) -> float | None:
@@ -105,7 +102,9 @@ def replay(turn: WebTurn, spec: ChannelSpec) -> list[Piece]:
     chunker = Chunker(spec, spec.first_min, spec.min_len)
     pieces: list[Piece] = []
     for arrival in turn.arrivals:
-        pieces += [Piece(arrival.at_s, c.text) for c in chunker.feed(arrival.text + SEPARATOR)]
+        pieces += [
+            Piece(arrival.at_s, c.text) for c in chunker.feed(arrival.text + BLOCK_SEPARATOR)
+        ]
     end = turn.complete_s if turn.complete_s is not None else _last(turn)
     pieces += [Piece(end, chunk.text) for chunk in chunker.finish()]
     return pieces
@@ -148,9 +147,11 @@ def telegram_rendering(turn: WebTurn, interval_s: float = TELEGRAM_EDIT_INTERVAL
             batch.append(ready[i].text)
             i += 1
         sent_at = taken_at if last_request is None else max(taken_at, last_request + interval_s)
-        text = SEPARATOR.join(batch)
-        if messages and utf16_len(messages[-1] + SEPARATOR + text) <= TELEGRAM_MAX_LEN:
-            messages[-1] += SEPARATOR + text
+        text = BLOCK_SEPARATOR.join(batch)
+        if messages and utf16_len(messages[-1] + BLOCK_SEPARATOR + text) <= (
+            TELEGRAM_STREAMING.max_len or 0
+        ):
+            messages[-1] += BLOCK_SEPARATOR + text
         else:
             messages.append(text)
         pieces.append(Piece(sent_at, messages[-1]))

@@ -14,7 +14,8 @@ import aiohttp
 from aiohttp import encode_basic_auth
 
 from sprout.channels.whatsapp.sender import TWILIO_API
-from sprout.core.messages import Media, MediaError
+from sprout.core.messages import Media
+from sprout.core.ports import MediaError
 
 MAX_BYTES = 16 * 1024 * 1024  # WhatsApp's own limit for audio
 TIMEOUT_S = 30.0

@@ -20,8 +20,8 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from sprout.core.delivery import LOOKUP_CLOCK_SKEW, SendError
 from sprout.core.messages import Incoming
+from sprout.core.ports import LOOKUP_CLOCK_SKEW, SendError
 
 TWILIO_API = "https://api.twilio.com"
 MAX_RETRY_AFTER_S = 30.0

@@ -14,14 +14,12 @@ from werkzeug.datastructures import MultiDict
 
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import Incoming, Media
+from sprout.core.ports import Accept
 
 log = get_logger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_MEDIA = 10
-
-Accept = Callable[[Incoming], Awaitable[bool]]
-"""Records and dispatches a message; False when it was a duplicate."""
 
 
 class InboundForm(BaseModel):

@@ -8,7 +8,7 @@ import signal
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sprout.app import Runtime
+from sprout.bootstrap import Runtime, running
 from sprout.core.logs import get_logger
 from sprout.core.settings import Settings
 
@@ -41,21 +41,19 @@ async def run_worker(settings: Settings, concurrency: int, status_port: int | No
             "sprout worker takes its jobs from Redis: set REDIS_URL (and the same DATABASE_URL "
             "as the web processes). Without Redis, `sprout serve` answers in-process."
         )
-    runtime = Runtime(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await runtime.start(worker=True, max_concurrent_jobs=concurrency)
-    status: web.AppRunner | None = None
-    if status_port is not None:
-        status = web.AppRunner(_status_app(runtime), access_log=None)
-        await status.setup()
-        await web.TCPSite(status, "0.0.0.0", status_port).start()  # noqa: S104 - for scrapers
-    try:
-        await stop.wait()
-    finally:
-        log.info("worker_stopping")
-        if status is not None:
-            await status.cleanup()
-        await runtime.stop()
+    async with running(settings, "worker", concurrency) as runtime:
+        status: web.AppRunner | None = None
+        if status_port is not None:
+            status = web.AppRunner(_status_app(runtime), access_log=None)
+            await status.setup()
+            await web.TCPSite(status, "0.0.0.0", status_port).start()  # noqa: S104 - scrapers
+        try:
+            await stop.wait()
+        finally:
+            log.info("worker_stopping")
+            if status is not None:
+                await status.cleanup()

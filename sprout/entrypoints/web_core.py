@@ -16,61 +16,23 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
-from dataclasses import replace
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import uuid4
 
-from sprout.app import build_bot, build_model
+from sprout.bootstrap import open_core
 from sprout.channels.web.compare import Arrival, WebTurn
-from sprout.core.bot import Bot
-from sprout.core.delivery import Channel, Delivery
-from sprout.core.formatting import WEB
-from sprout.core.llm import ChatModel, DemoChatModel, OpenAIChatModel
+from sprout.channels.web.sender import QueueSender
+from sprout.core.delivery import Channel
 from sprout.core.messages import Incoming
 from sprout.core.profile import Profile
-from sprout.core.prompts import load_prompts
 from sprout.core.settings import Settings
-from sprout.core.store import Store
+from sprout.core.specs import WEB_STREAMING
 
 T = TypeVar("T")
 CHANNEL = "web"
-# The web has no length limit, so each complete Markdown block is sent as soon as it is written.
-WEB_STREAMING = replace(WEB, first_min=1, min_len=1)
 ANSWER_TIMEOUT_S = 300.0  # a guard against waiting forever, far beyond the model's own retries
-
-# (monotonic time, what, text): "text" is live text to show, "chunk" a chunk as the channel
-# sent it (for the timeline), "end" the answer is done.
-_Item = tuple[float, str, str]
-
-
-class QueueSender:
-    """The web channel's sender: puts the live text and each chunk, with the time, on the queue
-    of the browser session that asked (thread-safe: filled on the loop, read by the script)."""
-
-    def __init__(self) -> None:
-        self._queues: dict[str, queue.Queue[_Item]] = {}
-
-    def open(self, user_id: str) -> queue.Queue[_Item]:
-        self._queues[user_id] = queue.Queue()
-        return self._queues[user_id]
-
-    def end(self, user_id: str) -> None:
-        target = self._queues.pop(user_id, None)
-        if target is not None:
-            target.put((time.monotonic(), "end", ""))
-
-    def preview(self, incoming: Incoming, text: str) -> None:
-        self._put(incoming, "text", text)
-
-    async def send(self, incoming: Incoming, text: str) -> str:
-        self._put(incoming, "chunk", text)
-        return uuid4().hex
-
-    def _put(self, incoming: Incoming, what: str, text: str) -> None:
-        target = self._queues.get(incoming.user_id)
-        if target is not None:
-            target.put((time.monotonic(), what, text))
 
 
 class WebCore:
@@ -84,18 +46,12 @@ class WebCore:
         )
         self._thread.start()
         self.sender = QueueSender()
-        self.store, self.model, self.bot, self._delivery = self.call(self._build())
-
-    async def _build(self) -> tuple[Store, ChatModel, Bot, Delivery]:
-        settings = self.settings
-        store = Store.from_url(settings.sqlalchemy_url)
-        await store.create_schema()
-        model = build_model(settings)  # the openai client is made on the loop that uses it
-        bot = build_bot(settings, model, load_prompts(settings.prompts_dir), store)
+        self._stack = AsyncExitStack()
+        self.core = self.call(self._stack.enter_async_context(open_core(settings)))
         # The page shows a spinner, then the text word by word as it is written.
         channel = Channel(WEB_STREAMING, self.sender, hold=False, preview=self.sender.preview)
-        delivery = Delivery(store, bot, {CHANNEL: channel}, settings.hold_after_s)
-        return store, model, bot, delivery
+        self._delivery = self.core.delivery({CHANNEL: channel})
+        self.store, self.model, self.bot = self.core.store, self.core.model, self.core.bot
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -128,12 +84,7 @@ class WebCore:
         return self.bot.prompts.text("hold", language)
 
     def close(self) -> None:
-        async def shut() -> None:
-            if isinstance(self.model, OpenAIChatModel | DemoChatModel):
-                await self.model.close()
-            await self.store.close()
-
-        self.call(shut())
+        self.call(self._stack.aclose())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()

@@ -10,9 +10,10 @@ from quart import Quart, Request, Response, jsonify
 from werkzeug.exceptions import BadHost
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from sprout.app import Runtime
+from sprout.bootstrap import Runtime
 from sprout.channels.telegram.webhook import telegram_blueprint
 from sprout.channels.whatsapp.webhook import SignatureCheck, whatsapp_blueprint
+from sprout.core.delivery import InProcessDispatcher
 
 MAX_BODY_BYTES = 64 * 1024  # Twilio's webhook bodies are a few KB; anything bigger is not Twilio
 
@@ -29,21 +30,13 @@ class _Quart(Quart):
 
 
 def create_app(runtime: Runtime) -> Quart:
+    """The app for a runtime that `bootstrap.running` has started (and will stop)."""
     settings = runtime.settings
     app = _Quart("sprout")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
-    @app.before_serving
-    async def start() -> None:
-        await runtime.start()
-
-    @app.after_serving
-    async def stop() -> None:
-        await runtime.stop()
-
-    if settings.whatsapp_enabled:
-        assert settings.twilio_auth_token is not None
-        check = SignatureCheck(settings.twilio_auth_token.get_secret_value(), settings.public_url)
+    if (whatsapp := settings.whatsapp_credentials) is not None:
+        check = SignatureCheck(whatsapp[1], settings.public_url)
         app.register_blueprint(
             whatsapp_blueprint(check, runtime.accept, runtime.store.record_delivery_status)
         )
@@ -57,8 +50,8 @@ def create_app(runtime: Runtime) -> Quart:
     if runtime.telegram is not None and runtime.telegram.webhook:
         assert settings.telegram_webhook_secret is not None
         secret = settings.telegram_webhook_secret.get_secret_value()
-        channel = runtime.telegram
-        app.register_blueprint(telegram_blueprint(channel.bot, channel.handle, secret))
+        updates = runtime.telegram
+        app.register_blueprint(telegram_blueprint(updates.bot, updates.handle, secret))
 
     @app.get("/healthz")
     async def healthz() -> tuple[Response, int]:
@@ -66,11 +59,11 @@ def create_app(runtime: Runtime) -> Quart:
         healthy = all(state == "ok" for state in reachable.values())
         report: dict[str, Any] = {
             "status": "ok" if healthy else "unhealthy",
-            "model": runtime.model.name if runtime.model else None,
+            "model": runtime.core.model.name,
             "demo_mode": settings.demo_mode,
             "whatsapp": settings.whatsapp_enabled,
             "telegram": settings.telegram_bot_token is not None,
-            "jobs": "redis" if settings.redis_url else "in-process",
+            "jobs": "in-process" if isinstance(runtime.jobs, InProcessDispatcher) else "redis",
             **reachable,
         }
         return jsonify(report), 200 if healthy else 503

@@ -10,6 +10,7 @@ import signal
 import sys
 import uuid
 
+from sprout.core.llm import DEMO_BANNER
 from sprout.core.logs import configure_logging
 from sprout.core.messages import Incoming
 from sprout.core.settings import Settings
@@ -36,14 +37,37 @@ def _setup_logging(settings: Settings) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def startup_summary(settings: Settings, address: str) -> str:
+    """What a person starting the server needs to know, in plain words (not the JSON log)."""
+    lines = [f"Sprout is listening on {address}  (health: {address}/healthz)"]
+    if settings.demo_mode:
+        lines += ["", "*" * 78, f"* {DEMO_BANNER}", "*" * 78, ""]
+    else:
+        lines.append(f"  model: {settings.model} at {settings.openai_base_url or 'OpenAI'}")
+    if settings.whatsapp_enabled:
+        lines.append("  WhatsApp: webhook POST /whatsapp (status callbacks: /whatsapp/status)")
+        if not settings.public_url:
+            lines.append("  note: SPROUT_PUBLIC_URL is not set; signatures are checked against")
+            lines.append("        the request URL and X-Forwarded-* headers")
+    else:
+        lines.append("  WhatsApp: off (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN; see README)")
+    if settings.telegram_bot_token is None:
+        lines.append("  Telegram: off (set TELEGRAM_BOT_TOKEN; see README)")
+    elif settings.telegram_webhook_secret and settings.public_url:
+        lines.append("  Telegram: webhook POST /telegram")
+    else:
+        lines.append("  Telegram: polling")
+    lines.append("  Try it in a terminal, no phone needed: .venv/bin/sprout chat")
+    return "\n".join(lines)
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
-    from sprout.app import Runtime, startup_summary
-    from sprout.server import create_app
+    from sprout.bootstrap import running
+    from sprout.entrypoints.server import create_app
 
-    app = create_app(Runtime(settings))
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None  # access lines would carry ids in query strings; we log our own events
@@ -52,9 +76,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    shown = "localhost" if host in {"0.0.0.0", "::"} else host  # noqa: S104
-    print(startup_summary(settings, f"http://{shown}:{port}"), file=sys.stderr, flush=True)
-    await serve(app, config, shutdown_trigger=stop.wait)
+    async with running(settings) as runtime:
+        shown = "localhost" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+        print(startup_summary(settings, f"http://{shown}:{port}"), file=sys.stderr, flush=True)
+        await serve(create_app(runtime), config, shutdown_trigger=stop.wait)
 
 
 class _TerminalSender:
@@ -71,23 +96,17 @@ class _TerminalSender:
 
 async def _chat(settings: Settings, channel: str) -> None:
     """The full path a message takes (memory, profile, chunking, hold message), minus a phone."""
-    from sprout.app import DEMO_BANNER, build_bot, build_model
-    from sprout.core.delivery import Channel, Delivery
-    from sprout.core.formatting import TELEGRAM, WEB, WHATSAPP
-    from sprout.core.prompts import load_prompts
-    from sprout.core.store import Store
+    from sprout.bootstrap import open_core
+    from sprout.core.delivery import Channel
+    from sprout.core.specs import TELEGRAM, WEB, WHATSAPP
 
     spec = {"whatsapp": WHATSAPP, "telegram": TELEGRAM, "web": WEB}[channel]
-    store = Store.from_url(settings.sqlalchemy_url)
-    await store.create_schema()
-    model = build_model(settings)
-    bot = build_bot(settings, model, load_prompts(settings.prompts_dir), store)
     sender = _TerminalSender()
-    delivery = Delivery(store, bot, {"cli": Channel(spec, sender)}, settings.hold_after_s)
-    if settings.demo_mode:
-        print(f"*** {DEMO_BANNER}", file=sys.stderr)
-    print(f"Sprout ({model.name}), showing answers as {channel} would. Ctrl-D to quit.")
-    try:
+    async with open_core(settings) as core:
+        delivery = core.delivery({"cli": Channel(spec, sender)})
+        if settings.demo_mode:
+            print(f"*** {DEMO_BANNER}", file=sys.stderr)
+        print(f"Sprout ({core.model.name}), showing answers as {channel} would. Ctrl-D to quit.")
         while True:
             try:
                 text = await asyncio.to_thread(input, "\nyou> ")
@@ -97,43 +116,34 @@ async def _chat(settings: Settings, channel: str) -> None:
             incoming = Incoming(
                 channel="cli", user_id="cli:local", text=text, message_id=uuid.uuid4().hex
             )
-            inbound_id = await store.record_inbound(incoming)
+            inbound_id = await core.store.record_inbound(incoming)
             if inbound_id is not None:
                 await delivery.run(inbound_id)
-    finally:
-        await store.close()
 
 
 async def _migrate(settings: Settings) -> None:
-    from sprout.core.store import Store
+    from sprout.bootstrap import open_store
 
-    store = Store.from_url(settings.sqlalchemy_url)
-    try:
-        await store.create_schema()
-    finally:
-        await store.close()
+    async with open_store(settings):
+        pass
 
 
 def _web(host: str, port: int) -> None:
     """Replace this process with the Streamlit server for the page (so signals reach it)."""
     from pathlib import Path
 
-    page = Path(__file__).resolve().parent / "channels" / "web" / "app.py"
+    page = Path(__file__).resolve().parent / "web_page.py"
     args = ["streamlit", "run", str(page), "--server.port", str(port), "--server.address", host]
     args += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     os.execv(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - fixed argv, no shell
 
 
 async def _read_turns(settings: Settings) -> list[dict[str, object]]:
-    from sprout.core.store import Store
+    from sprout.bootstrap import open_store
     from sprout.export import export_turns
 
-    store = Store.from_url(settings.sqlalchemy_url)
-    try:
-        await store.create_schema()
+    async with open_store(settings) as store:
         return await export_turns(store)
-    finally:
-        await store.close()
 
 
 def _export(settings: Settings, form: str, output: str | None) -> None:
@@ -184,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         asyncio.run(_serve(settings, args.host, args.port or settings.port))
     elif args.command == "worker":
-        from sprout.worker import run_worker
+        from sprout.entrypoints.worker import run_worker
 
         asyncio.run(run_worker(settings, args.concurrency, args.status_port))
     elif args.command == "migrate":

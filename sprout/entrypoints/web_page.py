@@ -11,7 +11,6 @@ from typing import Any
 
 import streamlit as st
 
-from sprout.app import DEMO_BANNER
 from sprout.channels.web.compare import (
     Rendering,
     WebTurn,
@@ -24,9 +23,10 @@ from sprout.channels.web.compare import (
     web_rendering,
     whatsapp_rendering,
 )
-from sprout.channels.web.session import WebCore
+from sprout.core.llm import DEMO_BANNER
 from sprout.core.profile import EYFS_AREAS, LANGUAGE_NAMES, Child, Profile
 from sprout.core.settings import Settings
+from sprout.entrypoints.web_core import WebCore
 
 PLACES = {"": "not set", "indoors": "indoors", "outdoors": "outdoors", "both": "both"}
 LANGUAGES = {"": "not set", **LANGUAGE_NAMES}

@@ -1,0 +1,70 @@
+"""What the core asks of the outside world: the callable types and protocols that channels,
+job runners and entrypoints implement, and the errors they raise across the boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sprout.core.messages import Incoming, Media
+
+# How far a channel's clock may differ from ours when asking what it delivered since a time.
+LOOKUP_CLOCK_SKEW = timedelta(seconds=30)
+
+Accept = Callable[[Incoming], Awaitable[bool]]
+"""Records a message and queues its answer; False when it was a duplicate."""
+
+Preview = Callable[[str], None]
+"""Shown the answer's text word by word as it is written (a live view)."""
+
+
+class SendError(Exception):
+    """A channel could not deliver a message; `permanent` means trying again cannot help."""
+
+    def __init__(self, reason: str, permanent: bool) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+class MediaError(Exception):
+    """A user's attachment could not be fetched (gone, too large, not where expected)."""
+
+
+class LeaseLostError(Exception):
+    """This process may no longer act for the user: another may be taking the job over."""
+
+
+class Lease(Protocol):
+    def check(self) -> None:
+        """Raise LeaseLostError unless this process still has the user to itself for a while."""
+        ...
+
+
+class _SoleProcess:
+    """Jobs run in one process only: nobody else can take them over."""
+
+    def check(self) -> None:
+        pass
+
+
+SOLE_PROCESS: Lease = _SoleProcess()
+
+
+class Sender(Protocol):
+    async def send(self, incoming: Incoming, text: str) -> str:
+        """Deliver `text` to the user who sent `incoming`; return the channel's message id.
+        Retries transient failures itself; raises SendError when it gives up."""
+        ...
+
+
+class SentLookup(Protocol):
+    async def find_sent(self, incoming: Incoming, text: str, since: datetime) -> str | None:
+        """The channel's id of `text` if it was sent to the user after `since`, else None."""
+        ...
+
+
+class MediaFetcher(Protocol):
+    async def fetch(self, media: Media) -> bytes:
+        """The attachment's bytes, from the channel that received it. Raises MediaError."""
+        ...
