@@ -24,7 +24,7 @@ from sprout.channels.telegram.media import TelegramMedia
 from sprout.channels.telegram.sender import TelegramSender
 from sprout.channels.whatsapp.media import TwilioMedia
 from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
-from sprout.core.bot import Bot
+from sprout.core.bot import Bot, BotConfig
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher, run_with_retries
 from sprout.core.llm import DEMO_BANNER, DemoChatModel, OpenAIChatModel
 from sprout.core.logs import get_logger
@@ -68,16 +68,14 @@ def build_bot(settings: Settings, model: Model, prompts: Prompts, store: Store) 
             transcriber = model.transcriber(settings.transcribe_model)
         if settings.moderation_model:
             moderator = model.moderator(settings.moderation_model)
-    return Bot(
-        TimedModel(model),
-        prompts,
-        store,
+    config = BotConfig(
         max_input_chars=settings.max_input_chars,
         history_tokens=settings.history_tokens,
         rate_limit=RateLimit(settings.rate_limit, limits_storage) if settings.rate_limit else None,
         transcriber=transcriber,
         moderator=moderator,
     )
+    return Bot(TimedModel(model), prompts, store, config)
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,14 @@
 Chunks are written to the store before they are sent and marked after, and the answer is
 recorded as complete when generation ends, so a job interrupted at any point can be resumed:
 a complete answer sends only its unsent chunks, an incomplete one asks the model to continue
-from what the user already has.
-
-Two writes are folded where that keeps those guarantees: a chunk the sender is idle waiting
-for is recorded straight as `sending` (the send follows at once), and chunks sent together are
-marked in one transaction.
+from what the user already has. How chunks travel from the bot to the channel while the rest
+is written is in pipeline.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -26,12 +22,12 @@ from tenacity import (
     wait_exponential,
 )
 
-from sprout.core.bot import Bot, Outcome
-from sprout.core.chunking import Chunk
+from sprout.core.bot import Bot
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Incoming
-from sprout.core.metrics import JOB_SECONDS, JOBS_RUNNING, SEND_FAILURES
+from sprout.core.metrics import JOB_SECONDS, JOBS_RUNNING
 from sprout.core.oldest_first import working_for
+from sprout.core.pipeline import ChunkPipe, ChunkSender, Ready
 from sprout.core.ports import (
     LOOKUP_CLOCK_SKEW,
     SOLE_PROCESS,
@@ -39,17 +35,16 @@ from sprout.core.ports import (
     LeaseLostError,
     MediaFetcher,
     Sender,
-    SendError,
     SentLookup,
 )
-from sprout.core.store import Job, Store, StoredChunk
+from sprout.core.privacy import Forgetting
+from sprout.core.store import HOLD_SEQ, Job, Store, StoredChunk
 from sprout.core.tables import ChunkState
+from sprout.core.turn import Ask
 
 log = get_logger(__name__)
 
-HOLD_SEQ = 0  # the hold message, when sent, always comes first
 JOB_ATTEMPTS = 3
-ERASED_KIND = "forgotten"  # the answer to "forget me": the user's rows go once it is sent
 
 
 @dataclass(frozen=True)
@@ -72,29 +67,6 @@ class Channel:
     media: MediaFetcher | None = None
 
 
-def _take_ready(
-    queue: asyncio.Queue[_Ready | None],
-    batch: list[_Ready],
-    spec: ChannelSpec,
-) -> tuple[_Ready | None, bool]:
-    """Move the chunks already waiting into `batch` while they fit in one message together.
-    Returns the first one that did not fit (to send next) and whether the answer ended."""
-    joined = BLOCK_SEPARATOR.join(ready.chunk.text for ready in batch)
-    while not queue.empty():
-        item = queue.get_nowait()
-        if item is _DONE:
-            return None, True
-        candidate = joined + BLOCK_SEPARATOR + item.chunk.text
-        if spec.max_len is not None and spec.measure(candidate) > spec.max_len:
-            return item, False
-        batch.append(item)
-        joined = candidate
-    return None, False
-
-
-_DONE = None
-
-
 class Delivery:
     def __init__(
         self,
@@ -107,6 +79,7 @@ class Delivery:
         self._bot = bot
         self._channels = channels
         self._hold_after_s = hold_after_s
+        self._forgetting = Forgetting(store)
 
     async def run(self, inbound_id: int, lease: Lease = SOLE_PROCESS) -> None:
         """Answer a recorded message. Under a `lease` (the user's jobs may move between
@@ -126,23 +99,21 @@ class Delivery:
         JOB_SECONDS.labels(job.incoming.channel).observe(waited.total_seconds())
 
     async def _run(self, job: Job, channel: Channel, lease: Lease) -> None:
-        inbound_id = job.inbound_id
+        inbound_id, user = job.inbound_id, job.incoming.user_id
         lease.check()
         answer_id = job.answer_id or await self._store.start_answer(inbound_id)
-        log.info("job_started", inbound=inbound_id, user=user_ref(job.incoming.user_id))
+        log.info("job_started", inbound=inbound_id, user=user_ref(user))
         job = await self._settle_interrupted_sends(job, channel, lease)
+        run = _Run(job, channel, lease, answer_id)
         if job.answer_complete:
-            await _Sending(self._store, channel, job.incoming, lease).resend(job.chunks)
-            erase = job.answer_kind == ERASED_KIND
+            await ChunkSender(self._store, channel.sender, job.incoming, lease).resend(job.chunks)
+            kind = job.answer_kind
         else:
-            erase = (await self._generate_and_send(job, answer_id, channel, lease)).erase_user
+            kind = await self._generate_and_send(run)
         lease.check()
-        if erase:
-            # The confirmation is out: now the message that asked goes too, with its answer.
-            await self._store.erase_user(job.incoming.user_id)
-        else:
+        if not await self._forgetting.after_answer(user, kind):
             await self._store.finish(inbound_id)
-        log.info("job_done", inbound=inbound_id, user=user_ref(job.incoming.user_id))
+        log.info("job_done", inbound=inbound_id, user=user_ref(user))
 
     async def _settle_interrupted_sends(self, job: Job, channel: Channel, lease: Lease) -> Job:
         """A chunk left `sending` by a crash may or may not have reached the user."""
@@ -161,174 +132,91 @@ class Delivery:
         assert settled is not None
         return settled
 
-    async def _generate_and_send(
-        self, job: Job, answer_id: int, channel: Channel, lease: Lease
-    ) -> Outcome:
-        if any(c.state is ChunkState.PENDING for c in job.chunks):
-            lease.check()
-            await self._store.drop_unsent(answer_id)
-        earlier = [c for c in job.chunks if c.state is not ChunkState.PENDING]
-        already_sent = BLOCK_SEPARATOR.join(c.source for c in earlier if not c.is_hold)
-        bodies = [c.body for c in earlier if not c.is_hold]
-        next_seq = max((c.seq for c in earlier), default=HOLD_SEQ) + 1
-        queue: asyncio.Queue[_Ready | None] = asyncio.Queue()
-        outcome = Outcome()
-        idle = _Idle()
-
-        async def produce() -> None:
-            seq = next_seq
-            try:
-                preview = channel.preview
-                on_text = partial(preview, job.incoming) if preview is not None else None
-                chunks = self._bot.chunks(
-                    job.incoming,
-                    channel.spec,
-                    job.inbound_id,
-                    already_sent,
-                    outcome,
-                    on_text,
-                    fetch_media=channel.media,
-                )
-                async for chunk in chunks:
-                    # The sender is waiting for exactly this chunk: it goes out at once.
-                    at_once = idle.waiting and queue.empty()
-                    state = ChunkState.SENDING if at_once else ChunkState.PENDING
-                    lease.check()
-                    chunk_id = await self._store.add_chunk(
-                        answer_id, seq, chunk.text, chunk.source, state=state
-                    )
-                    bodies.append(chunk.text)
-                    seq += 1
-                    await queue.put(_Ready(chunk_id, chunk, at_once))
-                lease.check()
-                await self._store.complete_answer(
-                    answer_id, BLOCK_SEPARATOR.join(bodies), outcome.kind
-                )
-            finally:
-                await queue.put(_DONE)
-
-        producer = asyncio.create_task(produce())
-        sending = _Sending(self._store, channel, job.incoming, lease)
-        hold_due = channel.hold and not earlier
-        carry: _Ready | None = None
-        finished = False
+    async def _generate_and_send(self, run: _Run) -> str | None:
+        """Generate the answer (or the rest of it), sending it as it is written; its kind."""
+        if any(c.state is ChunkState.PENDING for c in run.job.chunks):
+            run.lease.check()
+            await self._store.drop_unsent(run.answer_id)
+        earlier = [c for c in run.job.chunks if c.state is not ChunkState.PENDING]
+        pipe = ChunkPipe()
+        recorder = asyncio.create_task(self._record(run, earlier, pipe))
         try:
-            while not finished:
-                item: _Ready | None
-                if carry is not None:
-                    item, carry = carry, None
-                elif hold_due:
-                    item = await self._first_or_hold(queue, sending, answer_id, outcome, idle)
-                else:
-                    with idle.now():
-                        item = await queue.get()
-                hold_due = False
-                if item is _DONE:
-                    break
-                batch = [item]
-                if channel.coalesce:
-                    carry, finished = _take_ready(queue, batch, channel.spec)
-                await sending.send(
-                    [ready.chunk_id for ready in batch],
-                    BLOCK_SEPARATOR.join(ready.chunk.text for ready in batch),
-                    already_sending=[ready.chunk_id for ready in batch if ready.sending],
-                )
-            await producer  # surfaces a producer crash instead of calling the job done
+            await self._send_all(run, pipe, hold=run.channel.hold and not earlier)
+            return await recorder  # surfaces a recorder crash instead of calling the job done
         finally:
-            producer.cancel()
-        return outcome
+            recorder.cancel()
 
-    async def _first_or_hold(
-        self,
-        queue: asyncio.Queue[_Ready | None],
-        sending: _Sending,
-        answer_id: int,
-        outcome: Outcome,
-        idle: _Idle,
-    ) -> _Ready | None:
-        with idle.now():
-            try:
-                return await asyncio.wait_for(queue.get(), self._hold_after_s)
-            except TimeoutError:
-                pass
-        text = self._bot.prompts.text("hold", outcome.language)
-        sending.lease.check()
-        hold_id = await self._store.add_chunk(
-            answer_id, HOLD_SEQ, text, is_hold=True, state=ChunkState.SENDING
-        )
-        await sending.send([hold_id], text, already_sending=[hold_id])
-        with idle.now():
-            return await queue.get()
+    async def _record(self, run: _Run, earlier: list[StoredChunk], pipe: ChunkPipe) -> str | None:
+        """Record each chunk as the bot yields it, then the whole answer; its kind."""
+        try:
+            answer = await self._bot.begin(_ask(run, earlier))
+            pipe.language = answer.language
+            bodies = [c.body for c in earlier if not c.is_hold]
+            seq = max((c.seq for c in earlier), default=HOLD_SEQ) + 1
+            async for chunk in answer:
+                # The sender is waiting for exactly this chunk: it goes out at once.
+                at_once = pipe.waiting and pipe.empty
+                state = ChunkState.SENDING if at_once else ChunkState.PENDING
+                run.lease.check()
+                chunk_id = await self._store.add_chunk(
+                    run.answer_id, seq, chunk.text, chunk.source, state=state
+                )
+                bodies.append(chunk.text)
+                seq += 1
+                pipe.put(Ready(chunk_id, chunk, at_once))
+            run.lease.check()
+            whole = BLOCK_SEPARATOR.join(bodies)
+            await self._store.complete_answer(run.answer_id, whole, answer.kind)
+            return answer.kind
+        finally:
+            pipe.close()
+
+    async def _send_all(self, run: _Run, pipe: ChunkPipe, hold: bool) -> None:
+        sender = ChunkSender(self._store, run.channel.sender, run.job.incoming, run.lease)
+        if hold:
+            await self._hold_if_slow(run, pipe, sender)
+        together = run.channel.spec if run.channel.coalesce else None
+        while True:
+            await pipe.wait()
+            batch = pipe.take(together)
+            if not batch:
+                return
+            await sender.send_ready(batch)
+
+    async def _hold_if_slow(self, run: _Run, pipe: ChunkPipe, sender: ChunkSender) -> None:
+        """The hold message, when nothing is ready to send `hold_after_s` into the answer."""
+        try:
+            await asyncio.wait_for(pipe.wait(), self._hold_after_s)
+            return
+        except TimeoutError:
+            pass
+        text = self._bot.prompts.text("hold", pipe.language)
+        run.lease.check()
+        hold_id = await self._store.add_hold(run.answer_id, text)
+        await sender.send([hold_id], text, already_sending=[hold_id])
 
 
 @dataclass(frozen=True)
-class _Ready:
-    """A generated chunk, recorded and waiting to be sent."""
+class _Run:
+    """One job being answered on one channel, under one lease."""
 
-    chunk_id: int
-    chunk: Chunk
-    sending: bool  # recorded straight as `sending`
-
-
-class _Idle:
-    """Whether the sending loop is waiting for the next chunk (one recorded now is sent at
-    once, so it can be recorded as `sending` straight away: one write fewer)."""
-
-    def __init__(self) -> None:
-        self.waiting = False
-
-    @contextlib.contextmanager
-    def now(self) -> Iterator[None]:
-        self.waiting = True
-        try:
-            yield
-        finally:
-            self.waiting = False
+    job: Job
+    channel: Channel
+    lease: Lease
+    answer_id: int
 
 
-class _Sending:
-    """Sends one job's chunks in order; after a permanent failure the rest is not attempted."""
-
-    def __init__(self, store: Store, channel: Channel, incoming: Incoming, lease: Lease) -> None:
-        self._store = store
-        self._channel = channel
-        self._incoming = incoming
-        self.lease = lease
-        self._blocked: str | None = None
-
-    async def send(
-        self, chunk_ids: list[int], text: str, already_sending: Collection[int] = ()
-    ) -> None:
-        """Send `text` (one chunk, or several ready ones joined) and record the outcome;
-        `already_sending`: those of the chunks recorded as `sending` already."""
-        if self._blocked is not None:
-            await self._store.mark_chunks(chunk_ids, ChunkState.FAILED, error=self._blocked)
-            return
-        to_mark = [chunk_id for chunk_id in chunk_ids if chunk_id not in already_sending]
-        if to_mark:
-            self.lease.check()
-            await self._store.mark_chunks(to_mark, ChunkState.SENDING)
-        self.lease.check()
-        try:
-            provider_id = await self._channel.sender.send(self._incoming, text)
-        except SendError as error:
-            reason = str(error)[:200]
-            log.warning(
-                "send_failed",
-                user=user_ref(self._incoming.user_id),
-                permanent=error.permanent,
-                error=reason,
-            )
-            self._blocked = reason
-            SEND_FAILURES.labels(self._incoming.channel, str(error.permanent).lower()).inc()
-            await self._store.mark_chunks(chunk_ids, ChunkState.FAILED, error=reason)
-            return
-        await self._store.mark_chunks(chunk_ids, ChunkState.SENT, provider_id=provider_id)
-
-    async def resend(self, chunks: tuple[StoredChunk, ...]) -> None:
-        for chunk in chunks:
-            if chunk.state is ChunkState.PENDING:
-                await self.send([chunk.id], chunk.body)
+def _ask(run: _Run, earlier: list[StoredChunk]) -> Ask:
+    """What the bot is asked: the message, and what the user already has of its answer."""
+    incoming, preview = run.job.incoming, run.channel.preview
+    return Ask(
+        incoming,
+        run.channel.spec,
+        run.job.inbound_id,
+        already_sent=BLOCK_SEPARATOR.join(c.source for c in earlier if not c.is_hold),
+        on_text=partial(preview, incoming) if preview is not None else None,
+        media=run.channel.media,
+    )
 
 
 async def run_with_retries(

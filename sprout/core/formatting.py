@@ -398,4 +398,3 @@ def to_web_markdown(markdown: str) -> Rendered:
             breaks[len(text)] = 3
         text += part
     return Rendered(text, breaks)
-

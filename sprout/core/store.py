@@ -91,6 +91,7 @@ class Job:
 
 
 WAL_SWITCH_ATTEMPTS = 100
+HOLD_SEQ = 0  # the hold message, when sent, always comes first
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -291,22 +292,22 @@ class Store:
         seq: int,
         body: str,
         source: str = "",
-        is_hold: bool = False,
         state: ChunkState = ChunkState.PENDING,
     ) -> int:
         """Record a chunk. A chunk about to be handed to the channel can be recorded straight
         as `SENDING`, saving the write that would mark it so."""
-        values = {
-            "answer_id": answer_id,
-            "seq": seq,
-            "body": body,
-            "source": source,
-            "is_hold": is_hold,
-            "state": state,
-            "created_at": utc_now(),
-        }
+        row = {"answer_id": answer_id, "seq": seq, "body": body, "source": source}
+        return await self._insert_chunk({**row, "is_hold": False, "state": state})
+
+    async def add_hold(self, answer_id: int, body: str) -> int:
+        """Record the hold message, about to be sent: it always comes first in the answer."""
+        row = {"answer_id": answer_id, "seq": HOLD_SEQ, "body": body, "source": ""}
+        return await self._insert_chunk({**row, "is_hold": True, "state": ChunkState.SENDING})
+
+    async def _insert_chunk(self, values: dict[str, Any]) -> int:
         async with self._write() as connection:
-            chunk_id: int = (await connection.execute(_INSERT_CHUNK, values)).scalar_one()
+            row = {**values, "created_at": utc_now()}
+            chunk_id: int = (await connection.execute(_INSERT_CHUNK, row)).scalar_one()
             return chunk_id
 
     async def mark_chunk(

@@ -1,4 +1,4 @@
-from sprout.core.bot import Bot
+from sprout.core.bot import Bot, BotConfig
 from sprout.core.formatting import to_whatsapp
 from sprout.core.messages import Incoming, Media, utf16_len
 from sprout.core.prompts import Prompts
@@ -45,7 +45,7 @@ async def test_empty_commands_ask_what_is_wanted(prompts: Prompts, store: Store)
 
 async def test_too_long_gets_a_polite_answer(prompts: Prompts, store: Store) -> None:
     model = FakeLLM()
-    chunks = await Bot(model, prompts, store, max_input_chars=50).reply(
+    chunks = await Bot(model, prompts, store, BotConfig(max_input_chars=50)).reply(
         message("Explain " + "why " * 20), WHATSAPP
     )
     assert "50" in chunks[0]
@@ -69,7 +69,7 @@ async def test_long_answers_are_cut_for_whatsapp(prompts: Prompts, store: Store)
 async def test_model_failure_is_retried_then_apologised_for(prompts: Prompts, store: Store) -> None:
     model = FakeLLM("An answer.")
     model.failures = [0, 0]
-    chunks = await Bot(model, prompts, store, retry_wait_s=0).reply(
+    chunks = await Bot(model, prompts, store, BotConfig(retry_wait_s=0)).reply(
         message("Explain rain"), WHATSAPP
     )
     assert len(model.requests) == 2
@@ -82,7 +82,7 @@ async def test_a_failure_mid_answer_continues_from_what_was_delivered(
     first = "First paragraph about rain and puddles, long enough to be sent on its own. " * 4
     model = FakeLLM(first.strip() + "\n\nSecond paragraph.\n\nThird paragraph.")
     model.failures = [len(first.split()) + 2]
-    chunks = await Bot(model, prompts, store, retry_wait_s=0).reply(
+    chunks = await Bot(model, prompts, store, BotConfig(retry_wait_s=0)).reply(
         message("Explain rain"), WHATSAPP
     )
     continuation = model.requests[1]
@@ -121,7 +121,7 @@ async def test_moderation_runs_beside_the_model_and_passes_a_kind_question(
 ) -> None:
     model = FakeLLM("Worms help the soil breathe.")
     moderator = SlowModerator(model, harmful=("hurt",))
-    bot = Bot(model, prompts, store, moderator=moderator)
+    bot = Bot(model, prompts, store, BotConfig(moderator=moderator))
     assert await bot.reply(message("Explain why worms matter"), WHATSAPP) == [
         "Worms help the soil breathe."
     ]
@@ -132,7 +132,7 @@ async def test_a_flagged_request_gets_the_safe_text_and_nothing_of_the_answer(
     prompts: Prompts, store: Store
 ) -> None:
     model = FakeLLM("Something that must never be shown.")
-    bot = Bot(model, prompts, store, moderator=SlowModerator(model, harmful=("hurt",)))
+    bot = Bot(model, prompts, store, BotConfig(moderator=SlowModerator(model, harmful=("hurt",))))
     shown: list[str] = []
     asked = message("Explain how to hurt a cat")
     chunks = [chunk.text async for chunk in bot.chunks(asked, WHATSAPP, on_text=shown.append)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import select
 
-from sprout.core.bot import Bot
+from sprout.core.bot import Bot, BotConfig
 from sprout.core.delivery import Channel, Delivery
 from sprout.core.history import estimate_tokens, recent_history
 from sprout.core.llm import ToolCall
@@ -41,7 +41,9 @@ class Chat:
         )
         inbound_id = await self.store.record_inbound(incoming)
         assert inbound_id is not None
-        bot = Bot(self.model, self.prompts, self.store, history_tokens=self.history_tokens)
+        bot = Bot(
+            self.model, self.prompts, self.store, BotConfig(history_tokens=self.history_tokens)
+        )
         await Delivery(self.store, bot, {"whatsapp": Channel(WHATSAPP, self.sender)}).run(
             inbound_id
         )
@@ -213,7 +215,7 @@ async def test_a_spanish_greeting_gets_the_spanish_help(chat: Chat) -> None:
 async def test_too_many_messages_get_one_notice_then_quiet(store: Store, prompts: Prompts) -> None:
     chat = Chat(store, prompts)
     chat.model.reply = "An answer."
-    limited = Bot(chat.model, prompts, store, rate_limit=RateLimit("3/minute"))
+    limited = Bot(chat.model, prompts, store, BotConfig(rate_limit=RateLimit("3/minute")))
     replies = []
     for n in range(5):
         chat.count += 1

@@ -1,7 +1,7 @@
 import asyncio
 from dataclasses import dataclass, field, replace
 
-from sprout.core.bot import Bot
+from sprout.core.bot import Bot, BotConfig
 from sprout.core.chunking import chunk_markdown
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
 from sprout.core.formatting import to_whatsapp
@@ -23,7 +23,7 @@ def incoming(text: str = "Activities dinosaurs", sid: str = "SM1", user: str = "
 def delivery(
     store: Store, prompts: Prompts, model: FakeLLM, sender: RecordingSender, hold: float = 5.0
 ) -> Delivery:
-    bot = Bot(model, prompts, store, retry_wait_s=0)
+    bot = Bot(model, prompts, store, BotConfig(retry_wait_s=0))
     return Delivery(store, bot, {"whatsapp": Channel(WHATSAPP, sender)}, hold_after_s=hold)
 
 
@@ -186,7 +186,7 @@ async def _answer_voice_note(
 ) -> tuple[int, list[str]]:
     inbound_id = await store.record_inbound(voice_note(sid))
     assert inbound_id is not None
-    bot = Bot(model, prompts, store, retry_wait_s=0, transcriber=transcriber)
+    bot = Bot(model, prompts, store, BotConfig(retry_wait_s=0, transcriber=transcriber))
     sender = RecordingSender()
     media = StoredMedia({VOICE_URL: b"OggS voice"})
     channel = Channel(WHATSAPP, sender, media=media)

@@ -1,0 +1,125 @@
+"""Deciding what a message asks for: route it, apply the limits, carry out commands.
+
+Returns what it decided: a fixed text, silence, or a question for the model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sprout.core.logs import get_logger, user_ref
+from sprout.core.privacy import FORGOTTEN, Forgetting
+from sprout.core.prompts import Prompts
+from sprout.core.ratelimit import RateLimit, Verdict
+from sprout.core.routing import Intent, Route, route
+from sprout.core.store import Store
+from sprout.core.turn import Turn, profile_summary
+
+log = get_logger(__name__)
+
+# Privacy commands work however fast someone writes.
+_ALWAYS_ALLOWED = frozenset({Intent.STOP, Intent.START, Intent.FORGET})
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """Answer with the fixed text `key` (in `prompts/`), filled with `values`."""
+
+    key: str
+    language: str | None
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
+class Silent:
+    """Say nothing (an opted-out user, or one told to slow down already)."""
+
+    kind: None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class ForModel:
+    """The model answers: `intent` with the user's `argument`."""
+
+    intent: Intent
+    argument: str
+    language: str | None
+
+    @property
+    def kind(self) -> str:
+        return self.intent.value
+
+
+Decision = Fixed | Silent | ForModel
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_input_chars: int = 2000
+    rate_limit: RateLimit | None = None
+
+
+class Decide:
+    def __init__(self, store: Store, prompts: Prompts, limits: Limits) -> None:
+        self._store = store
+        self._prompts = prompts
+        self._limits = limits
+        self._forgetting = Forgetting(store)
+
+    async def __call__(self, turn: Turn) -> Decision:
+        request = route(turn.incoming.text, turn.state.first_contact)
+        # Fixed texts: the profile's language, else the one the user's command word is in.
+        language = turn.profile.language or request.language
+        if turn.unheard:
+            return Fixed("voice_failed", turn.profile.language)
+        if turn.state.opted_out and request.intent is not Intent.START:
+            return Silent()
+        limited = await self._rate_limited(turn.user, request)
+        if limited is not None:
+            return Fixed("slow_down", language) if limited is Verdict.NOTIFY else Silent()
+        key, values = await self._command(turn, request)
+        if key is not None:
+            return Fixed(key, language, values)
+        return ForModel(request.intent, request.argument, language)
+
+    async def _rate_limited(self, user: str, request: Route) -> Verdict | None:
+        if self._limits.rate_limit is None or request.intent in _ALWAYS_ALLOWED:
+            return None
+        verdict = await self._limits.rate_limit.check(user)
+        if verdict is Verdict.ALLOW:
+            return None
+        log.info("rate_limited", user=user_ref(user), notified=verdict is Verdict.NOTIFY)
+        return verdict
+
+    async def _command(self, turn: Turn, request: Route) -> tuple[str | None, dict[str, str]]:
+        """Do what a command or guard asks; the fixed text (key, values) that answers it, or
+        no key when the model should answer."""
+        user, inbound_id = turn.user, turn.ask.inbound_id
+        if len(turn.incoming.text) > self._limits.max_input_chars:
+            return "too_long", {"max_chars": str(self._limits.max_input_chars)}
+        if turn.incoming.media and not turn.incoming.text.strip():
+            return "media_only", {}
+        match request.intent:
+            case Intent.HELP | Intent.START:
+                if turn.state.opted_out:
+                    await self._store.set_opted_out(user, False)
+                return "help", {}
+            case Intent.STOP:
+                await self._store.set_opted_out(user, True)
+                return "stopped", {}
+            case Intent.RESET:
+                await self._store.reset_history(user, inbound_id or 0)
+                return "reset_done", {}
+            case Intent.FORGET:
+                await self._forgetting.asked(user, inbound_id)
+                return FORGOTTEN, {}
+            case Intent.SETTINGS if not request.argument:
+                return "settings", {"profile": profile_summary(self._prompts, turn.profile, "\n")}
+            case Intent.EXPLAIN | Intent.ACTIVITIES if not request.argument:
+                return f"{request.intent.value}_empty", {}
+        return None, {}

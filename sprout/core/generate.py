@@ -1,0 +1,185 @@
+"""Generating an answer: the prompt for what was asked, the model streamed into chunks, the
+profile tool, retries, and the apology when the model cannot answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+from sprout.core.chunking import Chunk, Chunker
+from sprout.core.history import recent_history
+from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools
+from sprout.core.logs import get_logger, user_ref
+from sprout.core.messages import BLOCK_SEPARATOR
+from sprout.core.profile import Profile
+from sprout.core.prompts import ChatMessage, Prompts
+from sprout.core.routing import Intent
+from sprout.core.screening import Verdict
+from sprout.core.store import Store, UserState
+from sprout.core.turn import LiveView, Turn, fixed_chunks, profile_summary
+
+log = get_logger(__name__)
+
+DEFAULT_AGE = "3 years old"
+DEFAULT_ACTIVITY_AGE = "3–4 years old"
+# The profile tool's argument for what else the message asked ("…, ideas with playdough?").
+FOLLOW_UP_ARGUMENT = "then_answer"
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    history_tokens: int = 3000
+    attempts: int = 2
+    retry_wait_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One model request and what its answer continues."""
+
+    messages: list[ChatMessage]
+    tools: Tools
+    profile: Profile
+    lead: str = ""  # opens the answer unless part of it is out already
+
+
+@dataclass(frozen=True)
+class _FollowUp:
+    """What a message asked besides a profile update, to answer once the update is saved."""
+
+    question: str
+    profile: Profile
+
+
+class Generate:
+    def __init__(
+        self, model: ChatModel, prompts: Prompts, store: Store, limits: ModelLimits
+    ) -> None:
+        self.model = model
+        self._prompts = prompts
+        self._store = store
+        self._limits = limits
+
+    async def stream(
+        self, turn: Turn, intent: Intent, argument: str, verdict: Verdict, view: LiveView
+    ) -> AsyncIterator[Chunk]:
+        """The answer as chunks. Nothing is shown or saved before the request screen's
+        `verdict` passed (RefusedError otherwise). "my son is 2, ideas with playdough?":
+        the profile is saved, then the question is answered for the new age."""
+        first = self._request(intent, argument, turn.profile, turn.state, turn.lead)
+        follow_up: _FollowUp | None = None
+        async for item in self._answer(turn, first, verdict, view):
+            if isinstance(item, _FollowUp):
+                follow_up = item
+            else:
+                yield item
+        if follow_up is not None and not turn.resumed:
+            question = self._request(Intent.CHAT, follow_up.question, follow_up.profile, turn.state)
+            again = replace(question, tools=())  # the update is saved: not offered again
+            async for item in self._answer(turn, again, verdict, view):
+                if isinstance(item, Chunk):
+                    yield item
+
+    def _request(
+        self, intent: Intent, argument: str, profile: Profile, state: UserState, lead: str = ""
+    ) -> _Request:
+        prompts = self._prompts
+        language = profile.language_name() or "the same language as the user's message"
+        places = prompts.text(f"places_{profile.places or 'both'}")
+        areas = prompts.areas_description(tuple(profile.areas))
+        if intent is Intent.EXPLAIN:
+            age = profile.explain_age(DEFAULT_AGE)
+            messages = prompts.explain.messages(age=age, question=argument, language=language)
+            return _Request(messages, (), profile, lead)
+        age = profile.activity_age(DEFAULT_ACTIVITY_AGE)
+        if intent is Intent.ACTIVITIES:
+            messages = prompts.activities.messages(
+                age=age, places=places, areas=areas, topic=argument, language=language
+            )
+            return _Request(messages, (), profile, lead)
+        system, user = prompts.chat.messages(
+            age=age, places=places, areas=areas, language=language, message=argument
+        )
+        system["content"] += BLOCK_SEPARATOR + prompts.profile_instructions
+        history = recent_history(state.history, self._limits.history_tokens)
+        return _Request([system, *history, user], [dict(prompts.profile_tool)], profile, lead)
+
+    async def _answer(
+        self, turn: Turn, request: _Request, verdict: Verdict, view: LiveView
+    ) -> AsyncIterator[Chunk | _FollowUp]:
+        """Stream one request. The SDK has already retried failed requests; a stream that
+        still fails, possibly mid-answer, is tried again from what was already yielded."""
+        delivered = [turn.ask.already_sent] if turn.ask.already_sent else []
+        attempts = self._limits.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                async for item in self._attempt(turn, request, delivered, verdict, view):
+                    if isinstance(item, Chunk):
+                        delivered.append(item.source)
+                    yield item
+                return
+            except ModelError as error:
+                log.warning("model_failed", error=str(error)[:200], attempt=attempt)
+                if attempt < attempts:
+                    await asyncio.sleep(self._limits.retry_wait_s * 2 ** (attempt - 1))
+        language = request.profile.language
+        for chunk in view.blocks(self._fixed("apology", turn, language)):
+            yield chunk
+
+    async def _attempt(
+        self, turn: Turn, request: _Request, delivered: list[str], verdict: Verdict, view: LiveView
+    ) -> AsyncIterator[Chunk | _FollowUp]:
+        chunker = Chunker(turn.spec)
+        messages = self._continuation(request.messages, BLOCK_SEPARATOR.join(delivered))
+        opening = request.lead if not delivered else ""
+        profile = request.profile
+        async for item in self.model.stream(messages, request.tools):
+            await verdict.passed()
+            if opening:
+                view.text(opening)
+                for chunk in chunker.feed(opening):
+                    yield chunk
+                opening = ""
+            if isinstance(item, ToolCall):
+                profile = await self._save_profile(turn.user, profile, item)
+                if (question := _follow_up_question(item)) is not None:
+                    yield _FollowUp(question, profile)
+                summary = profile_summary(self._prompts, profile, " · ")
+                fixed = self._fixed("profile_saved", turn, profile.language, profile=summary)
+                for chunk in view.blocks(fixed):
+                    yield chunk
+            else:
+                view.text(item)
+                for chunk in chunker.feed(item):
+                    yield chunk
+        await verdict.passed()
+        for chunk in chunker.finish():
+            yield chunk
+
+    def _fixed(self, key: str, turn: Turn, language: str | None, **values: str) -> list[Chunk]:
+        return fixed_chunks(self._prompts.text(key, language, **values), turn.spec)
+
+    async def _save_profile(self, user: str, profile: Profile, call: ToolCall) -> Profile:
+        if call.name != "update_profile":
+            return profile
+        updated = profile.updated(call.arguments)
+        await self._store.save_profile(user, updated.model_dump())
+        log.info("profile_updated", user=user_ref(user), fields=sorted(call.arguments))
+        return updated
+
+    def _continuation(self, messages: list[ChatMessage], delivered: str) -> list[ChatMessage]:
+        if not delivered:
+            return messages
+        return [
+            *messages,
+            {"role": "assistant", "content": delivered},
+            {"role": "user", "content": self._prompts.continue_instruction},
+        ]
+
+
+def _follow_up_question(call: ToolCall) -> str | None:
+    question = call.arguments.get(FOLLOW_UP_ARGUMENT)
+    if call.name == "update_profile" and isinstance(question, str) and question.strip():
+        return question.strip()
+    return None

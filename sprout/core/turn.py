@@ -1,0 +1,100 @@
+"""What the stages of answering one message share: the request, the context every stage reads,
+and the small helpers that turn fixed texts into chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sprout.core.chunking import Chunk, Chunker
+from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Incoming
+from sprout.core.ports import MediaFetcher, Preview
+from sprout.core.profile import LANGUAGE_NAMES, Profile
+from sprout.core.prompts import Prompts
+from sprout.core.store import UserState
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A message to answer, as a caller hands it to the bot."""
+
+    incoming: Incoming
+    spec: ChannelSpec
+    # The recorded message; None answers outside the job log (every stored turn is history).
+    inbound_id: int | None = None
+    # What the user already has of an interrupted answer: the model continues from it.
+    already_sent: str = ""
+    # Also shown the answer's text word by word as it is written (a live view).
+    on_text: Preview | None = None
+    # Fetches what the user attached, so a voice note can be listened to.
+    media: MediaFetcher | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message being answered, as every stage sees it."""
+
+    ask: Ask
+    incoming: Incoming  # with a voice note's transcript as its text
+    state: UserState
+    profile: Profile
+    lead: str = ""  # opens the answer: what a voice note was heard to say
+    unheard: bool = False  # a voice note that could not be fetched or understood
+
+    @property
+    def user(self) -> str:
+        return self.incoming.user_id
+
+    @property
+    def spec(self) -> ChannelSpec:
+        return self.ask.spec
+
+    @property
+    def resumed(self) -> bool:
+        return bool(self.ask.already_sent)
+
+
+class LiveView:
+    """Feeds a live view: model text as it streams, fixed texts as whole blocks."""
+
+    def __init__(self, on_text: Preview | None) -> None:
+        self._on_text = on_text
+        self._shown = False
+
+    def text(self, delta: str) -> None:
+        if self._on_text is not None and delta:
+            self._on_text(delta)
+            self._shown = True
+
+    def blocks(self, chunks: list[Chunk]) -> list[Chunk]:
+        """Show whole chunks (a fixed text) as they will be sent; returns them."""
+        for chunk in chunks:
+            self.text((BLOCK_SEPARATOR if self._shown else "") + chunk.text)
+        return chunks
+
+
+def fixed_chunks(text: str, spec: ChannelSpec) -> list[Chunk]:
+    """A fixed text, in as few messages as the channel allows (no need to send it early)."""
+    fill = spec.max_len or 1
+    chunker = Chunker(spec, first_min=fill, min_len=fill)
+    return chunker.feed(text) + chunker.finish()
+
+
+def profile_summary(prompts: Prompts, profile: Profile, separator: str) -> str:
+    """The profile as a user reads it back (`settings`, and the confirmation of a change)."""
+    lang = profile.language
+    text = prompts.text
+    children = ", ".join(
+        (f"{child.name} " if child.name else "")
+        + (
+            text("age_months", lang, n=str(child.age_months))
+            if child.age_months < 24
+            else text("age_years", lang, n=str(child.age_months // 12))
+        )
+        for child in profile.children
+    )
+    places = text(f"places_{profile.places}", lang) if profile.places else text("not_set", lang)
+    areas = ", ".join(profile.areas) or text("all_areas", lang)
+    language = LANGUAGE_NAMES.get(lang, lang) if lang else text("not_set", lang)
+    return separator.join(
+        [f"👶 {children or text('not_set', lang)}", f"📍 {places}", f"🎯 {areas}", f"🗣 {language}"]
+    )
