@@ -22,23 +22,16 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from sprout.core.logs import get_logger
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming, utf16_len
 from sprout.core.ports import SendError
+from sprout.core.sending import MAX_WAIT_S, send_with_retries
 from sprout.core.specs import TELEGRAM
 
 log = get_logger(__name__)
 
 MAX_LEN = TELEGRAM.max_len or 4096  # UTF-16 code units, Telegram's limit for one message
-MAX_RETRY_AFTER_S = 60.0
 
 
 T = TypeVar("T")
@@ -55,7 +48,7 @@ def retry_after_s(error: RetryAfter) -> float:
         warnings.simplefilter("ignore", PTBDeprecationWarning)
         value = error.retry_after
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+    return min(max(seconds, 0.0), MAX_WAIT_S)
 
 
 def _not_modified(error: TelegramError) -> bool:
@@ -66,6 +59,10 @@ def _transient(error: BaseException) -> bool:
     if isinstance(error, RetryAfter):
         return True
     return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
+def _asked_wait(error: BaseException) -> float | None:
+    return retry_after_s(error) if isinstance(error, RetryAfter) else None
 
 
 @dataclass
@@ -93,7 +90,7 @@ class TelegramSender:
         self._bot = bot
         self._interval = edit_interval_s
         self._attempts = attempts
-        self._backoff = wait_random_exponential(multiplier=backoff_s, max=MAX_RETRY_AFTER_S)
+        self._backoff_s = backoff_s
         # One entry per chat with an answer in progress: jobs run one at a time per user.
         self._chats: dict[int, _Chat] = {}
 
@@ -123,32 +120,29 @@ class TelegramSender:
     async def _call(self, chat: _Chat, request: Callable[[], Awaitable[T]]) -> T | None:
         """One Bot API request, paced per chat; retried on flood control and network errors.
         "Message is not modified" means the text is already there: success (returns None)."""
+
+        async def paced() -> T:
+            async with chat.lock:
+                await asyncio.sleep(max(0.0, chat.next_at - time.monotonic()))
+                try:
+                    return await request()
+                except RetryAfter as error:
+                    # The retry waits this out; no other request to the chat may go sooner.
+                    chat.next_at = time.monotonic() + retry_after_s(error)
+                    raise
+                finally:
+                    chat.next_at = max(chat.next_at, time.monotonic() + self._interval)
+
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._attempts),
-                wait=self._wait,
-                retry=retry_if_exception(_transient),
-                reraise=True,
-            ):
-                with attempt:
-                    async with chat.lock:
-                        await asyncio.sleep(max(0.0, chat.next_at - time.monotonic()))
-                        try:
-                            return await request()
-                        except RetryAfter as error:
-                            chat.next_at = time.monotonic() + retry_after_s(error)
-                            raise
-                        finally:
-                            chat.next_at = max(chat.next_at, time.monotonic() + self._interval)
+            return await send_with_retries(
+                paced,
+                transient=_transient,
+                retry_after=_asked_wait,
+                attempts=self._attempts,
+                backoff_s=self._backoff_s,
+            )
         except TelegramError as error:
             if _not_modified(error):
                 return None
             reason = f"telegram {type(error).__name__}: {error.message[:120]}"
             raise SendError(reason, permanent=not _transient(error)) from error
-        raise AssertionError("unreachable: tenacity either returns or raises")
-
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, RetryAfter):
-            return 0.0  # the pacing before the next attempt already waits retry_after
-        return float(self._backoff(state))

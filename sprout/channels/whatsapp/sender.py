@@ -8,13 +8,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import encode_basic_auth
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
@@ -22,9 +15,9 @@ from twilio.rest import Client
 
 from sprout.core.messages import Incoming
 from sprout.core.ports import LOOKUP_CLOCK_SKEW, SendError
+from sprout.core.sending import retry_after_header, send_with_retries
 
 TWILIO_API = "https://api.twilio.com"
-MAX_RETRY_AFTER_S = 30.0
 RECENT = 20  # messages to look back through when settling an interrupted send
 
 # Set by the HTTP client in the task that made the request, read by that task's retry wait:
@@ -55,15 +48,13 @@ class RedirectingHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
             }
         response: Response = await super().request(method, url, *args, **kwargs)
         retry_after = response.headers.get("Retry-After") if response.headers else None
-        _retry_after.set(_seconds(retry_after))
+        _retry_after.set(retry_after_header(retry_after))
         return response
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return min(float(value), MAX_RETRY_AFTER_S) if value else None
-    except ValueError:
-        return None
+def _asked_wait(_error: BaseException) -> float | None:
+    """The Retry-After of the last response this task received: the error cannot carry it."""
+    return _retry_after.get()
 
 
 def _maybe_delivered(error: BaseException) -> bool:
@@ -98,11 +89,7 @@ class TwilioSender:
         self._from = whatsapp_from
         self._status_callback = status_callback
         self._attempts = attempts
-        self._backoff = wait_random_exponential(multiplier=backoff_s, max=MAX_RETRY_AFTER_S)
-
-    def _wait(self, state: RetryCallState) -> float:
-        retry_after = _retry_after.get()
-        return retry_after if retry_after is not None else self._backoff(state)
+        self._backoff_s = backoff_s
 
     async def send(self, incoming: Incoming, text: str) -> str:
         """Twilio cannot be asked to create a message idempotently, so after an attempt whose
@@ -111,27 +98,32 @@ class TwilioSender:
         extra = {"status_callback": self._status_callback} if self._status_callback else {}
         since = datetime.now(UTC) - LOOKUP_CLOCK_SKEW
         unknown_fate = False
+
+        async def attempt() -> str:
+            nonlocal unknown_fate
+            _retry_after.set(None)
+            if unknown_fate and (found := await self.find_sent(incoming, text, since)):
+                return found
+            try:
+                message = await self._client.messages.create_async(
+                    to=incoming.user_id,
+                    from_=self._from or incoming.bot_address,
+                    body=text,
+                    **extra,
+                )
+            except Exception as error:
+                unknown_fate = unknown_fate or _maybe_delivered(error)
+                raise
+            return str(message.sid)
+
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._attempts),
-                wait=self._wait,
-                retry=retry_if_exception(_transient),
-                reraise=True,
-            ):
-                with attempt:
-                    _retry_after.set(None)
-                    if unknown_fate and (found := await self.find_sent(incoming, text, since)):
-                        return found
-                    try:
-                        message = await self._client.messages.create_async(
-                            to=incoming.user_id,
-                            from_=self._from or incoming.bot_address,
-                            body=text,
-                            **extra,
-                        )
-                    except Exception as error:
-                        unknown_fate = unknown_fate or _maybe_delivered(error)
-                        raise
+            return await send_with_retries(
+                attempt,
+                transient=_transient,
+                retry_after=_asked_wait,
+                attempts=self._attempts,
+                backoff_s=self._backoff_s,
+            )
         except TwilioRestException as error:
             raise SendError(
                 f"twilio status {error.status} code {error.code}", permanent=not _transient(error)
@@ -140,7 +132,6 @@ class TwilioSender:
             raise SendError(
                 f"twilio unreachable: {type(error).__name__}", permanent=False
             ) from error
-        return str(message.sid)
 
     async def find_sent(self, incoming: Incoming, text: str, since: datetime) -> str | None:
         """Whether Twilio accepted `text` for this user: settles a send cut off by a crash."""
