@@ -121,7 +121,7 @@ class Bot:
         voice = ask.incoming.voice_note
         if voice is None or self._listener is None or ask.media is None or state.opted_out:
             return turn
-        heard = await self._listener.hear(ask.incoming, ask.media, ask.inbound_id)
+        heard = await self._listener.hear(ask.incoming, voice, ask.media, ask.inbound_id)
         if heard is None:
             return replace(turn, unheard=True)
         return replace(turn, incoming=heard, lead=heard_line(heard.text))

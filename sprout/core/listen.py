@@ -28,12 +28,10 @@ class Listener:
         self._store = store
 
     async def hear(
-        self, incoming: Incoming, fetch: MediaFetcher, inbound_id: int | None
+        self, incoming: Incoming, voice: Media, fetch: MediaFetcher, inbound_id: int | None
     ) -> Incoming | None:
-        """The message with the voice note's words as its text; None when it could not be
-        fetched or understood."""
-        voice = incoming.voice_note
-        assert voice is not None
+        """The message with its voice note's words as its text; None when the note could not
+        be fetched or understood."""
         heard = await self._transcribe(incoming.user_id, voice, fetch)
         if not heard:
             return None

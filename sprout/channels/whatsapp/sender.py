@@ -18,6 +18,7 @@ from sprout.core.ports import LOOKUP_CLOCK_SKEW, SendError
 from sprout.core.sending import retry_after_header, send_with_retries
 
 TWILIO_API = "https://api.twilio.com"
+MAX_RETRY_AFTER_S = 30.0  # Twilio asks for seconds, not minutes: longer means something is off
 RECENT = 20  # messages to look back through when settling an interrupted send
 
 # Set by the HTTP client in the task that made the request, read by that task's retry wait:
@@ -123,6 +124,7 @@ class TwilioSender:
                 retry_after=_asked_wait,
                 attempts=self._attempts,
                 backoff_s=self._backoff_s,
+                max_wait_s=MAX_RETRY_AFTER_S,
             )
         except TwilioRestException as error:
             raise SendError(
