@@ -18,6 +18,8 @@ from sprout.channels.web.compare import (
     export_csv,
     export_json,
     export_rows,
+    hard_breaks,
+    stream_hard_breaks,
     telegram_rendering,
     timeline_rows,
     web_rendering,
@@ -96,7 +98,7 @@ def _chat(core: WebCore, user_id: str, turns: list[WebTurn]) -> None:
         with st.chat_message("user"):
             st.markdown(turn.user_text)
         with st.chat_message("assistant"):
-            st.markdown(turn.answer_text)
+            st.markdown(hard_breaks(turn.answer_text))
             st.caption(_timing(turn))
     question = st.chat_input("Ask Sprout, e.g. “explain why the sky is blue”")
     if question:
@@ -104,7 +106,7 @@ def _chat(core: WebCore, user_id: str, turns: list[WebTurn]) -> None:
             st.markdown(question)
         with st.chat_message("assistant"):
             answer = core.ask(user_id, question)
-            st.write_stream(answer)
+            st.write_stream(stream_hard_breaks(answer))
             st.caption(_timing(answer.turn))
         turns.append(answer.turn)
 
@@ -136,7 +138,7 @@ def _show(rendering: Rendering) -> None:
     st.subheader(LABELS[rendering.channel])
     if rendering.channel == "web":
         with st.container(border=True, height=520):
-            st.markdown(rendering.messages[0] if rendering.messages else "")
+            st.markdown(hard_breaks(rendering.messages[0] if rendering.messages else ""))
     elif rendering.channel == "whatsapp":
         st.markdown(bubbles_html(rendering, "sprout-whatsapp"), unsafe_allow_html=True)
     else:

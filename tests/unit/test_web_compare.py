@@ -15,8 +15,11 @@ from sprout.channels.web.compare import (
     bubbles_html,
     export_csv,
     export_json,
+    hard_breaks,
+    stream_hard_breaks,
     telegram_rendering,
     web_rendering,
+    whatsapp_html,
     whatsapp_rendering,
 )
 from sprout.core.chunking import chunk_markdown
@@ -38,8 +41,11 @@ def _turn(first_at: float = 0.5, step: float = 0.25) -> WebTurn:
 
 
 def _bubbles(markup: str) -> list[str]:
+    """The bubbles' texts, with WhatsApp's formatting written back as its markers."""
     found = re.findall(r'<div class="sprout-bubble[^"]*">(.*?)<span', markup)
-    return [html.unescape(text.replace("<br>", "\n")) for text in found]
+    markers = {"b": "*", "i": "_", "s": "~", "code": "`"}
+    texts = [re.sub(r"</?(b|i|s|code)>", lambda m: markers[m[1]], t) for t in found]
+    return [html.unescape(text.replace("<br>", "\n")) for text in texts]
 
 
 def test_whatsapp_bubbles_are_the_whatsapp_channels_chunks() -> None:
@@ -49,7 +55,8 @@ def test_whatsapp_bubbles_are_the_whatsapp_channels_chunks() -> None:
     assert list(rendering.messages) == expected
     assert _bubbles(bubbles_html(rendering, "sprout-whatsapp")) == expected
     assert all(utf16_len(text) <= 1600 for text in rendering.messages)
-    assert "*rain*" in rendering.messages[0]  # WhatsApp formatting, shown literally
+    assert "*rain*" in rendering.messages[0]  # WhatsApp's own formatting in the message
+    assert "<b>rain</b>" in bubbles_html(rendering, "sprout-whatsapp"), "shown as WhatsApp does"
 
 
 def test_a_slow_first_whatsapp_chunk_gets_the_hold_message_first() -> None:
@@ -107,3 +114,19 @@ def test_export_contains_the_turns_and_their_timings() -> None:
     assert data[0]["sent_at"] == "2025-01-01T00:00:00+00:00"
     assert [c["at_s"] for c in data[0]["chunk_timings"]][:2] == [0.5, 0.75]
     assert data[1]["complete_s"] is None
+
+
+def test_whatsapp_formatting_is_shown_as_whatsapp_shows_it() -> None:
+    shown = whatsapp_html("*Bold* _italic_ ~gone~ `code` but snake_case and 2*3*4 stay")
+    assert shown == (
+        "<b>Bold</b> <i>italic</i> <s>gone</s> <code>code</code> but snake_case and 2*3*4 stay"
+    )
+    assert whatsapp_html("*<script>*") == "<b>&lt;script&gt;</b>"
+
+
+def test_the_web_answer_keeps_its_line_breaks() -> None:
+    answer = "**Talk about it together**\nAsk what they see.\nAreas: Communication\n\nNext."
+    expected = "**Talk about it together**  \nAsk what they see.  \nAreas: Communication\n\nNext."
+    assert hard_breaks(answer) == expected
+    pieces = [answer[i : i + 3] for i in range(0, len(answer), 3)]
+    assert "".join(stream_hard_breaks(pieces)) == expected

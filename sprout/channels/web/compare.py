@@ -12,7 +12,7 @@ import html
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,16 @@ from sprout.core.specs import TELEGRAM_STREAMING, WHATSAPP
 
 TELEGRAM_EDIT_INTERVAL_S = 1.0  # TelegramSender paces its requests to about one a second
 _TAG = re.compile(r"<[^<>]*>")
+# WhatsApp's formatting as the app applies it: a marker pair around text that neither starts
+# nor ends with a space, not inside a word. Applied to HTML-escaped text (markers survive it).
+_SINGLE_NEWLINE = re.compile(r"(?<![\n ])[ ]?\n(?!\n)")
+_WHATSAPP_BLOCK = re.compile(r"```(.+?)```", re.DOTALL)
+_WHATSAPP_INLINE = [
+    (re.compile(r"(?<![\w`])`(?!\s)([^`\n]+?)(?<!\s)`(?![\w`])"), "code"),
+    (re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])"), "b"),
+    (re.compile(r"(?<![\w_])_(?!\s)([^_\n]+?)(?<!\s)_(?![\w_])"), "i"),
+    (re.compile(r"(?<![\w~])~(?!\s)([^~\n]+?)(?<!\s)~(?![\w~])"), "s"),
+]
 
 
 @dataclass(frozen=True)
@@ -160,13 +170,44 @@ def telegram_rendering(turn: WebTurn, interval_s: float = TELEGRAM_EDIT_INTERVAL
     return Rendering("telegram", tuple(messages), tuple(pieces), complete)
 
 
+def whatsapp_html(text: str) -> str:
+    """WhatsApp text as the app shows it: *bold*, _italic_, ~strike~, `code` and ```blocks```
+    become HTML tags around escaped text (model output is never injected)."""
+    shown = html.escape(text)
+    shown = _WHATSAPP_BLOCK.sub(lambda m: f"<code>{m.group(1)}</code>", shown)
+    for pattern, tag in _WHATSAPP_INLINE:
+        shown = pattern.sub(rf"<{tag}>\1</{tag}>", shown)
+    return shown
+
+
+def hard_breaks(markdown: str) -> str:
+    """Markdown whose single line breaks show as breaks: Streamlit, as CommonMark, would join
+    "**Talk about it together**" and the line under it into one line."""
+    return _SINGLE_NEWLINE.sub("  \n", markdown)
+
+
+def stream_hard_breaks(pieces: Iterable[str]) -> Iterator[str]:
+    """`hard_breaks` for text that arrives in pieces (what `st.write_stream` shows): trailing
+    line breaks wait for the next piece, which tells whether they were a single one."""
+    text, shown = "", 0
+    for piece in pieces:
+        text += piece
+        out = hard_breaks(text.rstrip("\n "))
+        if len(out) > shown:
+            yield out[shown:]
+            shown = len(out)
+    out = hard_breaks(text)
+    if len(out) > shown:
+        yield out[shown:]
+
+
 def bubbles_html(rendering: Rendering, css_class: str, strip_tags: bool = False) -> str:
     """Phone-like bubbles. Every text is HTML-escaped: model output is never injected. Newlines
     become <br> so the block has no blank line that would end it as HTML in Markdown."""
     bubbles = []
     for piece, text in zip(_message_pieces(rendering), rendering.messages, strict=True):
-        shown = html.unescape(_TAG.sub("", text)) if strip_tags else text
-        body = html.escape(shown).replace("\n", "<br>")
+        shown = html.escape(html.unescape(_TAG.sub("", text))) if strip_tags else None
+        body = (shown or whatsapp_html(text)).replace("\n", "<br>")
         hold = " sprout-hold" if piece.hold else ""
         bubbles.append(
             f'<div class="sprout-bubble{hold}">{body}'
