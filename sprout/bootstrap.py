@@ -13,7 +13,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal
 
@@ -228,7 +228,8 @@ async def _channels(
         media = TwilioMedia(sid, token, settings.twilio_api_base_url)
         stack.push_async_callback(media.close)
         sender = TwilioSender(client, settings.twilio_whatsapp_from, settings.status_callback_url)
-        channels["whatsapp"] = Channel(WHATSAPP, sender, lookup=sender, media=media)
+        spec = replace(WHATSAPP, max_messages=settings.max_messages)
+        channels["whatsapp"] = Channel(spec, sender, lookup=sender, media=media)
     else:
         log.warning("whatsapp_disabled", reason="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set")
     if telegram is not None:

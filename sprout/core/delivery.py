@@ -214,6 +214,7 @@ def _ask(run: _Run, earlier: list[StoredChunk]) -> Ask:
         run.channel.spec,
         run.job.inbound_id,
         already_sent=BLOCK_SEPARATOR.join(c.source for c in earlier if not c.is_hold),
+        messages_sent=sum(not c.is_hold for c in earlier),
         on_text=partial(preview, incoming) if preview is not None else None,
         media=run.channel.media,
     )

@@ -7,9 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from sprout.core.chunking import Chunk, Chunker
+from sprout.core.bounds import BoundedChunker
+from sprout.core.chunking import Chunk
 from sprout.core.history import recent_history
-from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools
+from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools, Truncated
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import BLOCK_SEPARATOR
 from sprout.core.profile import Profile
@@ -41,6 +42,7 @@ class _Request:
     messages: list[ChatMessage]
     tools: Tools
     profile: Profile
+    max_tokens: int
     lead: str = ""  # opens the answer unless part of it is out already
 
 
@@ -91,19 +93,20 @@ class Generate:
         if intent is Intent.EXPLAIN:
             age = profile.explain_age(DEFAULT_AGE)
             messages = prompts.explain.messages(age=age, question=argument, language=language)
-            return _Request(messages, (), profile, lead)
+            return _Request(messages, (), profile, prompts.explain.max_tokens, lead)
         age = profile.activity_age(DEFAULT_ACTIVITY_AGE)
         if intent is Intent.ACTIVITIES:
             messages = prompts.activities.messages(
                 age=age, places=places, areas=areas, topic=argument, language=language
             )
-            return _Request(messages, (), profile, lead)
+            return _Request(messages, (), profile, prompts.activities.max_tokens, lead)
         system, user = prompts.chat.messages(
             age=age, places=places, areas=areas, language=language, message=argument
         )
         system["content"] += BLOCK_SEPARATOR + prompts.profile_instructions
         history = recent_history(state.history, self._limits.history_tokens)
-        return _Request([system, *history, user], [dict(prompts.profile_tool)], profile, lead)
+        tools = [dict(prompts.profile_tool)]
+        return _Request([system, *history, user], tools, profile, prompts.chat.max_tokens, lead)
 
     async def _answer(
         self, turn: Turn, request: _Request, verdict: Verdict, view: LiveView
@@ -130,15 +133,18 @@ class Generate:
     async def _attempt(
         self, turn: Turn, request: _Request, delivered: list[str], verdict: Verdict, view: LiveView
     ) -> AsyncIterator[Chunk | _FollowUp]:
-        chunker = Chunker(turn.spec)
+        offer = self._prompts.text("cut_short", request.profile.language)
+        # Messages out so far: those before a crash, and those of a failed attempt.
+        sent = turn.ask.messages_sent + len(delivered) - bool(turn.ask.already_sent)
+        writer = BoundedChunker(turn.spec, offer, already_sent=sent)
         messages = self._continuation(request.messages, BLOCK_SEPARATOR.join(delivered))
         opening = request.lead if not delivered else ""
-        profile = request.profile
-        async for item in self.model.stream(messages, request.tools):
+        profile, truncated = request.profile, False
+        async for item in self.model.stream(messages, request.tools, request.max_tokens):
             await verdict.passed()
             if opening:
                 view.text(opening)
-                for chunk in chunker.feed(opening):
+                for chunk in writer.feed(opening):
                     yield chunk
                 opening = ""
             if isinstance(item, ToolCall):
@@ -149,12 +155,16 @@ class Generate:
                 fixed = self._fixed("profile_saved", turn, profile.language, profile=summary)
                 for chunk in view.blocks(fixed):
                     yield chunk
+            elif isinstance(item, Truncated):
+                truncated = True
             else:
                 view.text(item)
-                for chunk in chunker.feed(item):
+                for chunk in writer.feed(item):
                     yield chunk
+                if writer.stopped:
+                    break  # closing the stream stops the model
         await verdict.passed()
-        for chunk in chunker.finish():
+        for chunk in writer.finish(truncated):
             yield chunk
 
     def _fixed(self, key: str, turn: Turn, language: str | None, **values: str) -> list[Chunk]:

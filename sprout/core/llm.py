@@ -40,17 +40,24 @@ class ToolCall:
     arguments: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Truncated:
+    """The model stopped because it reached `max_tokens`, not because it was done."""
+
+
 Tools = Sequence[dict[str, Any]]
+StreamItem = str | ToolCall | Truncated
 
 
 class ChatModel(Protocol):
     name: str
 
     def stream(
-        self, messages: Sequence[ChatMessage], tools: Tools = ()
-    ) -> AsyncIterator[str | ToolCall]:
-        """Yield the answer's text as it is generated, and any tool calls the model made once
-        they are complete. Raises ModelError."""
+        self, messages: Sequence[ChatMessage], tools: Tools = (), max_tokens: int | None = None
+    ) -> AsyncIterator[StreamItem]:
+        """Yield the answer's text as it is generated, any tool calls the model made once they
+        are complete, and `Truncated` last if it was cut off at `max_tokens`. Raises
+        ModelError."""
         ...
 
 
@@ -145,22 +152,28 @@ class OpenAIChatModel:
         return OpenAIModerator(self._client, model)
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Tools = ()
-    ) -> AsyncIterator[str | ToolCall]:
+        self, messages: Sequence[ChatMessage], tools: Tools = (), max_tokens: int | None = None
+    ) -> AsyncIterator[StreamItem]:
         offered = list(tools) if self.tools_supported else []
         calls: dict[int, dict[str, str]] = {}
+        truncated = False
         try:
             async with contextlib.AsyncExitStack() as stack:
                 try:
-                    response = await stack.enter_async_context(self._request(messages, offered))
+                    request = self._request(messages, offered, max_tokens)
+                    response = await stack.enter_async_context(request)
                 except openai.BadRequestError:
                     if not offered:
                         raise
                     self.tools_supported = False
-                    response = await stack.enter_async_context(self._request(messages, []))
+                    request = self._request(messages, [], max_tokens)
+                    response = await stack.enter_async_context(request)
                 async for event in _events(response):
                     choices = event.get("choices") or ()
                     delta = (choices[0].get("delta") or {}) if choices else {}
+                    truncated = truncated or bool(
+                        choices and choices[0].get("finish_reason") == "length"
+                    )
                     if delta.get("content"):
                         yield str(delta["content"])
                     for call in delta.get("tool_calls") or ():
@@ -169,9 +182,11 @@ class OpenAIChatModel:
             raise ModelError(f"{type(error).__name__}: {error}") from error
         for parts in calls.values():
             yield ToolCall(parts["name"], _arguments(parts["arguments"]))
+        if truncated:
+            yield Truncated()
 
     def _request(
-        self, messages: Sequence[ChatMessage], tools: list[dict[str, Any]]
+        self, messages: Sequence[ChatMessage], tools: list[dict[str, Any]], max_tokens: int | None
     ) -> AbstractAsyncContextManager[openai.AsyncAPIResponse[Any]]:
         """A streamed completion, sent by the SDK (with its retries and timeouts), read as raw
         server-sent events: building a typed object per token was most of the CPU an answer
@@ -179,6 +194,10 @@ class OpenAIChatModel:
         extra: dict[str, Any] = (
             {"tools": cast(list[ChatCompletionToolParam], tools)} if tools else {}
         )
+        if max_tokens is not None:
+            # `max_tokens` rather than `max_completion_tokens`: every OpenAI-compatible server
+            # (llama.cpp, vLLM, Ollama) reads it.
+            extra["max_tokens"] = max_tokens
         return self._client.chat.completions.with_streaming_response.create(
             model=self.name,
             messages=cast(list[ChatCompletionMessageParam], list(messages)),
@@ -263,8 +282,8 @@ class DemoChatModel:
         self._delay = seconds_per_word
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Tools = ()
-    ) -> AsyncIterator[str | ToolCall]:
+        self, messages: Sequence[ChatMessage], tools: Tools = (), max_tokens: int | None = None
+    ) -> AsyncIterator[StreamItem]:
         system = messages[0]["content"] if messages else ""
         text = _DEMO_ACTIVITIES if "Games and crafts" in system else _DEMO_EXPLAIN
         for word in text.split(" "):

@@ -74,3 +74,5 @@ class ChannelSpec:
     render: Callable[[str], Rendered]
     first_min: int = 200
     min_len: int = 700
+    # The most messages one answer may take; past it the rest is offered ("write more").
+    max_messages: int | None = None

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools
+from sprout.core.llm import ChatModel, ModelError, StreamItem, Tools
 from sprout.core.prompts import ChatMessage
 
 # Answers take seconds to a minute; the interesting part is the tail.
@@ -63,12 +63,12 @@ class TimedModel:
         self.name = model.name
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Tools = ()
-    ) -> AsyncIterator[str | ToolCall]:
+        self, messages: Sequence[ChatMessage], tools: Tools = (), max_tokens: int | None = None
+    ) -> AsyncIterator[StreamItem]:
         started = time.monotonic()
         first = True
         try:
-            async for item in self.model.stream(messages, tools):
+            async for item in self.model.stream(messages, tools, max_tokens):
                 if first:
                     MODEL_SECONDS.labels("first_text").observe(time.monotonic() - started)
                     first = False

@@ -28,7 +28,7 @@ TEXT_KEYS = frozenset(
         "help", "explain_empty", "activities_empty", "hold", "apology", "too_long",
         "media_only", "settings", "profile_saved", "reset_done", "forgotten", "stopped",
         "places_indoors", "places_outdoors", "places_both", "all_areas", "not_set",
-        "age_years", "age_months", "slow_down", "voice_failed", "unsafe",
+        "age_years", "age_months", "slow_down", "voice_failed", "unsafe", "cut_short",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n"})
@@ -39,6 +39,8 @@ DEFAULT_LANGUAGE = "en"
 class Template:
     system: str
     user: str
+    # The most a model may write for this kind of answer: a rambling model is cut, not sent.
+    max_tokens: int
 
     def messages(self, **values: str) -> list[ChatMessage]:
         return [
@@ -90,7 +92,11 @@ def _string(data: Mapping[str, object], key: str, path: Path, allowed: frozenset
 
 def _template(path: Path, allowed: frozenset[str]) -> Template:
     data = _read(path)
-    return Template(_string(data, "system", path, allowed), _string(data, "user", path, allowed))
+    max_tokens = data.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 16:
+        raise PromptError(f"{path}: max_tokens must be a whole number of at least 16")
+    system, user = _string(data, "system", path, allowed), _string(data, "user", path, allowed)
+    return Template(system, user, max_tokens)
 
 
 def _texts(directory: Path) -> dict[str, dict[str, str]]:

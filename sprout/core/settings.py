@@ -57,6 +57,8 @@ class Settings(BaseSettings):
 
     hold_after_s: float = Field(5.0, validation_alias=_env("SPROUT_HOLD_AFTER_S"))
     max_input_chars: int = Field(2000, validation_alias=_env("SPROUT_MAX_INPUT_CHARS"))
+    # The most WhatsApp messages one answer takes; past it the rest is offered ("write more").
+    max_messages: int = Field(4, ge=1, validation_alias=_env("SPROUT_MAX_MESSAGES"))
     history_tokens: int = Field(3000, validation_alias=_env("SPROUT_HISTORY_TOKENS"))
     rate_limit: str = Field("10/minute", validation_alias=_env("SPROUT_RATE_LIMIT"))
     log_level: str = Field("INFO", validation_alias=_env("SPROUT_LOG_LEVEL"))

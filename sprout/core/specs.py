@@ -8,7 +8,7 @@ from dataclasses import replace
 from sprout.core.formatting import to_telegram_html, to_web_markdown, to_whatsapp
 from sprout.core.messages import ChannelSpec, utf16_len
 
-WHATSAPP = ChannelSpec("whatsapp", 1600, utf16_len, to_whatsapp)
+WHATSAPP = ChannelSpec("whatsapp", 1600, utf16_len, to_whatsapp, max_messages=4)
 TELEGRAM = ChannelSpec("telegram", 4096, utf16_len, to_telegram_html)
 WEB = ChannelSpec("web", None, len, to_web_markdown)
 

@@ -23,6 +23,7 @@ class Ask:
     inbound_id: int | None = None
     # What the user already has of an interrupted answer: the model continues from it.
     already_sent: str = ""
+    messages_sent: int = 0  # how many messages that took (they count against the budget)
     # Also shown the answer's text word by word as it is written (a live view).
     on_text: Preview | None = None
     # Fetches what the user attached, so a voice note can be listened to.

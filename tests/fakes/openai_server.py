@@ -278,7 +278,9 @@ class FakeOpenAI(FakeService):
         def make(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return chunk(cid, model, created, delta, finish, with_usage_field=include_usage)
 
-        first, deltas, finish = stream_deltas(answer)
+        limit_asked = body.get("max_tokens")
+        max_tokens = limit_asked if isinstance(limit_asked, int) else None
+        first, deltas, finish = stream_deltas(answer, max_tokens)
         limit = len(deltas) if cut is None else min(cut, len(deltas))
         loop = asyncio.get_running_loop()
         start = loop.time() + ttft

@@ -117,12 +117,16 @@ def tool_call_deltas(calls: Sequence[ToolCall], pieces: int = 3) -> list[list[di
 
 
 def stream_deltas(
-    answer: str | Sequence[ToolCall],
+    answer: str | Sequence[ToolCall], max_tokens: int | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
-    """The first delta (with ``role``), the token deltas and the ``finish_reason``."""
+    """The first delta (with ``role``), the token deltas and the ``finish_reason``: "length"
+    when the answer had more tokens than ``max_tokens``, as a real server cuts it."""
     if isinstance(answer, str):
         first: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
-        return first, [{"content": token} for token in split_tokens(answer)], "stop"
+        tokens = split_tokens(answer)
+        cut = max_tokens is not None and len(tokens) > max_tokens
+        tokens = tokens[:max_tokens] if cut else tokens
+        return first, [{"content": token} for token in tokens], "length" if cut else "stop"
     deltas: list[dict[str, Any]] = [{"tool_calls": d} for d in tool_call_deltas(answer)]
     first = {"role": "assistant", "content": None, **deltas.pop(0)}
     return first, deltas, "tool_calls"

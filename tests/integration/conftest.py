@@ -69,6 +69,9 @@ class SproutServer:
             SPROUT_PUBLIC_URL=PUBLIC_URL,
             SPROUT_DATA_DIR=str(self.data_dir),
             SPROUT_HOLD_AFTER_S="5",
+            # Long answers here test streaming and recovery, not the message budget (a test of
+            # its own sets it back to the default).
+            SPROUT_MAX_MESSAGES="50",
         )
         env.update(self.extra_env)
         return env

@@ -320,3 +320,42 @@ def test_a_profile_set_in_plain_words_shapes_the_next_answer(
     follow_up = fake_openai.requests[-1]["messages"]
     assert follow_up[-3]["content"] == "Explain the moon"
     assert follow_up[-1]["content"] == "simpler please"
+
+
+def test_a_rambling_model_is_cut_to_four_messages_and_the_next_question_is_not_kept_waiting(
+    server_factory: Callable[..., SproutServer], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    sprout = server_factory(SPROUT_MAX_MESSAGES="4")
+    rambling = "\n\n".join(
+        f"Paragraph {n}: the sky is blue because air scatters blue light more than red light, "
+        "and our eyes see that scattered light coming from every direction at once." * 2
+        for n in range(60)
+    )  # about 17 KB, as a real model wrote for this question
+    fake_openai.set_reply(rambling)
+    fake_openai.set_speed(ttft=0.0, tokens_per_s=400)
+    sprout.send("Explain why is the sky blue?")
+    messages = fake_twilio.wait_for_messages(4, timeout=30)
+    assert messages[-1].body.endswith("Write _more_ for the rest.")
+    assert all(utf16_len(m.body) <= 1600 for m in messages)
+    assert "Paragraph 59" not in "".join(m.body for m in messages)
+    fake_openai.set_reply("Clouds are made of tiny drops of water.")
+    sprout.send("Explain clouds")
+    answer = fake_twilio.wait_for_messages(5, timeout=10)[-1]
+    assert answer.body == "Clouds are made of tiny drops of water."
+    assert answer.at - messages[-1].at < 5, "not behind the rest of the rambling answer"
+    time.sleep(0.5)
+    assert len(fake_twilio.messages) == 5
+    assert fake_openai.requests[0]["max_tokens"] > 0
+
+
+def test_a_model_repeating_itself_is_stopped(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    line = "Let's count the dinosaurs together, one, two, three!"
+    fake_openai.set_reply("Here we go.\n\n" + "\n\n".join([line] * 300))
+    fake_openai.set_speed(ttft=0.0, tokens_per_s=400)
+    sprout.send("Activities counting")
+    [message] = fake_twilio.wait_for_messages(1, timeout=15)
+    time.sleep(1.0)
+    assert len(fake_twilio.messages) == 1
+    assert message.body.count(line) < 3

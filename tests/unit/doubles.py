@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sprout.core.llm import ModelError, ToolCall, Tools
+from sprout.core.llm import ModelError, StreamItem, ToolCall, Tools, Truncated
 from sprout.core.messages import Incoming, Media
 from sprout.core.ports import MediaError, SendError
 from sprout.core.prompts import ChatMessage
@@ -33,12 +33,17 @@ class FakeLLM:
         self.failures: list[int] = []  # words to yield before failing, one entry per failing call
         self.next_tool_call: ToolCall | None = None  # answered instead of text, when offered
         self.asked = asyncio.Event()  # set by the first request
+        self.max_tokens: list[int | None] = []
+        # Whether max_tokens cuts the reply (a word per token); off, the reply is whole, as
+        # if every reply fitted.
+        self.honours_max_tokens = False
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Tools = ()
-    ) -> AsyncIterator[str | ToolCall]:
+        self, messages: Sequence[ChatMessage], tools: Tools = (), max_tokens: int | None = None
+    ) -> AsyncIterator[StreamItem]:
         self.requests.append(list(messages))
         self.tools_offered.append(tools)
+        self.max_tokens.append(max_tokens)
         self.asked.set()
         if tools and self.next_tool_call is not None:
             call, self.next_tool_call = self.next_tool_call, None
@@ -47,6 +52,9 @@ class FakeLLM:
         fail_after = self.failures.pop(0) if self.failures else None
         reply = scripted(self.reply)({"messages": messages}) if self.continues else self.reply
         words = reply.split(" ")
+        cut = self.honours_max_tokens and max_tokens is not None and len(words) > max_tokens
+        if cut and max_tokens is not None:
+            words = words[:max_tokens]
         for index, word in enumerate(words):
             if fail_after is not None and index >= fail_after:
                 raise ModelError("fake failure")
@@ -54,6 +62,8 @@ class FakeLLM:
             yield word if index == len(words) - 1 else word + " "
         if fail_after is not None:
             raise ModelError("fake failure at end")
+        if cut:
+            yield Truncated()
 
 
 @dataclass

@@ -60,7 +60,8 @@ async def test_a_voice_note_alone_is_answered_kindly(prompts: Prompts, store: St
 
 async def test_long_answers_are_cut_for_whatsapp(prompts: Prompts, store: Store) -> None:
     paragraph = "Dinosaurs stomp and roar in the mud 🦕 and we copy them. " * 8
-    model = FakeLLM("\n\n".join([paragraph.strip()] * 12))
+    # Each paragraph its own (twelve identical ones would be a looping model, stopped early).
+    model = FakeLLM("\n\n".join(f"{n}: {paragraph.strip()}" for n in range(12)))
     chunks = await Bot(model, prompts, store).reply(message("Activities dinosaurs"), WHATSAPP)
     assert len(chunks) > 2
     assert all(utf16_len(chunk) <= 1600 for chunk in chunks)

@@ -276,7 +276,7 @@ async def test_a_coalescing_channel_gets_what_is_ready_in_one_send(
     inbound_id = await store.record_inbound(incoming())
     assert inbound_id is not None
     sender = SlowSender()
-    spec = replace(WHATSAPP, first_min=1, min_len=1)
+    spec = replace(WHATSAPP, first_min=1, min_len=1, max_messages=None)  # as Telegram
     answer = "\n\n".join(f"Paragraph {n}: splash in the puddles together." for n in range(30))
     bot = Bot(FakeLLM(answer), prompts, store)
     channel = Channel(spec, sender, hold=False, coalesce=True)

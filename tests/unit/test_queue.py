@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from functools import partial
 
 import pytest
@@ -43,8 +44,10 @@ RAIN = "Rain is water falling from clouds."
 
 
 def answering(store: Store, prompts: Prompts, model: FakeLLM, sender: RecordingSender) -> Delivery:
+    # No message budget: these answers are long on purpose, to be cut off mid-way.
+    spec = replace(WHATSAPP, max_messages=None)
     return Delivery(
-        store, Bot(model, prompts, store), {"whatsapp": Channel(WHATSAPP, sender, lookup=sender)}
+        store, Bot(model, prompts, store), {"whatsapp": Channel(spec, sender, lookup=sender)}
     )
 
 
