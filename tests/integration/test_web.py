@@ -80,6 +80,9 @@ def test_compare_view_shows_the_whatsapp_channels_bubbles(page: AppTest) -> None
     _ask(page)
     [phone] = [m.value for m in page.markdown if "sprout-whatsapp" in m.value]
     found = re.findall(r'<div class="sprout-bubble[^"]*">(.*?)<span', phone)
+    assert "<b>tiny drops</b>" in phone, "bold shown as WhatsApp shows it"
+    markers = {"b": "*", "i": "_", "s": "~", "code": "`"}
+    found = [re.sub(r"</?(b|i|s|code)>", lambda m: markers[m[1]], text) for text in found]
     bubbles = [html.unescape(text.replace("<br>", "\n")) for text in found]
     expected = [chunk.text for chunk in chunk_markdown(ANSWER, WHATSAPP)]
     assert len(expected) > 1
