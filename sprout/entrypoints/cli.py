@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import uuid
+from urllib.parse import urlsplit
 
 from sprout.core.llm import DEMO_BANNER
 from sprout.core.logs import configure_logging
@@ -30,9 +31,32 @@ _QUIET = (
 )
 
 
+def _secrets(settings: Settings) -> list[str]:
+    """What no log line may show, whichever library writes it."""
+    found = [
+        secret.get_secret_value()
+        for secret in (
+            settings.twilio_auth_token,
+            settings.telegram_bot_token,
+            settings.telegram_webhook_secret,
+            settings.openai_api_key,
+        )
+        if secret is not None
+    ]
+    for url in (settings.database_url, settings.redis_url):
+        password = urlsplit(url).password if url else None
+        if password:
+            found.append(password)
+    return found
+
+
 def _setup_logging(settings: Settings) -> None:
     secret = settings.twilio_auth_token or settings.telegram_bot_token
-    configure_logging(settings.log_level, secret.get_secret_value().encode() if secret else None)
+    configure_logging(
+        settings.log_level,
+        secret.get_secret_value().encode() if secret else None,
+        secrets=_secrets(settings),
+    )
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
 
