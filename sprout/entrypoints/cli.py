@@ -9,16 +9,19 @@ import os
 import signal
 import sys
 import uuid
+from types import TracebackType
 from urllib.parse import urlsplit
 
 from sprout.core.llm import DEMO_BANNER
-from sprout.core.logs import configure_logging
+from sprout.core.logs import configure_logging, get_logger
 from sprout.core.messages import Incoming
 from sprout.core.settings import Settings
 
+log = get_logger(__name__)
+
 # Third-party loggers that would otherwise write phone numbers, bodies or URLs with ids at INFO.
 _QUIET = (
-    "twilio.http_client",
+    "twilio",  # a request dump with headers on every send
     "httpx",
     "httpx2",
     "httpcore",
@@ -61,6 +64,18 @@ def _setup_logging(settings: Settings) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _log_crash(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    """A server's crash as one more JSON line, traceback inside, like every line before it;
+    in a terminal, where a person reads it, as the usual plain traceback."""
+    # KeyboardInterrupt: Ctrl-C before the signal handlers are set, no crash.
+    if sys.stderr.isatty() or issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+        return
+    log.critical("crashed", exc_info=(kind, error, traceback))
+
+
 def startup_summary(settings: Settings, address: str) -> str:
     """What a person starting the server needs to know, in plain words (not the JSON log)."""
     lines = [f"Sprout is listening on {address}  (health: {address}/healthz)"]
@@ -95,6 +110,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None  # access lines would carry ids in query strings; we log our own events
+    # Given a logger, hypercorn adds no handler of its own: its lines ("Running on …") reach
+    # the root handler and come out as JSON like the rest.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 20.0
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -102,7 +120,14 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with running(settings) as runtime:
         shown = "localhost" if host in {"0.0.0.0", "::"} else host  # noqa: S104
-        print(startup_summary(settings, f"http://{shown}:{port}"), file=sys.stderr, flush=True)
+        address = f"http://{shown}:{port}"
+        # stderr is the log stream: where a platform or a pipe collects it, every line must be
+        # JSON, so the address is an event. The summary in plain words is for a person at a
+        # terminal, the only place it is printed: once, among the start-up lines, before
+        # hypercorn's "Running on" and any message.
+        log.info("serving", url=address, health=f"{address}/healthz")
+        if sys.stderr.isatty():
+            print(startup_summary(settings, address), file=sys.stderr, flush=True)
         await serve(create_app(runtime), config, shutdown_trigger=stop.wait)
 
 
@@ -215,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings()
     _setup_logging(settings)
+    if args.command in {"serve", "worker"}:
+        sys.excepthook = _log_crash
     if args.command == "serve":
         asyncio.run(_serve(settings, args.host, args.port or settings.port))
     elif args.command == "worker":
