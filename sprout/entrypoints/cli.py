@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import uuid
+from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -53,12 +54,13 @@ def _secrets(settings: Settings) -> list[str]:
     return found
 
 
-def _setup_logging(settings: Settings) -> None:
+def _setup_logging(settings: Settings, path: Path | None = None) -> None:
     secret = settings.twilio_auth_token or settings.telegram_bot_token
     configure_logging(
         settings.log_level,
         secret.get_secret_value().encode() if secret else None,
         secrets=_secrets(settings),
+        path=path,
     )
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -143,8 +145,9 @@ class _TerminalSender:
         return str(self.count)
 
 
-async def _chat(settings: Settings, channel: str) -> None:
-    """The full path a message takes (memory, profile, chunking, hold message), minus a phone."""
+async def _chat(settings: Settings, channel: str, log_file: Path | None) -> None:
+    """The full path a message takes (memory, profile, chunking, hold message), minus a phone.
+    The screen shows only the conversation; the log goes to `log_file` (None: to stderr)."""
     from sprout.bootstrap import open_core
     from sprout.core.delivery import Channel
     from sprout.core.specs import TELEGRAM, WEB, WHATSAPP
@@ -156,6 +159,8 @@ async def _chat(settings: Settings, channel: str) -> None:
         if settings.demo_mode:
             print(f"*** {DEMO_BANNER}", file=sys.stderr)
         print(f"Sprout ({core.model.name}), showing answers as {channel} would. Ctrl-D to quit.")
+        if log_file is not None:
+            print(f"(log: {log_file}; --verbose shows it here)", file=sys.stderr)
         while True:
             try:
                 text = await asyncio.to_thread(input, "\nyou> ")
@@ -179,8 +184,6 @@ async def _migrate(settings: Settings) -> None:
 
 def _web(host: str, port: int) -> None:
     """Replace this process with the Streamlit server for the page (so signals reach it)."""
-    from pathlib import Path
-
     page = Path(__file__).resolve().parent / "web_page.py"
     args = ["streamlit", "run", str(page), "--server.port", str(port), "--server.address", host]
     args += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
@@ -230,6 +233,11 @@ def main(argv: list[str] | None = None) -> None:
         default="whatsapp",
         help="render and cut answers as this channel does",
     )
+    chat.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the log in the terminal (default: in <data dir>/logs/chat.log)",
+    )
     web = commands.add_parser("web", help="run the research web page (Streamlit)")
     web.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines in")
     web.add_argument("--port", type=int, default=8501)
@@ -239,7 +247,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    _setup_logging(settings)
+    # In `chat` the terminal is the conversation: log lines between the answers would bury it.
+    chat_log = None
+    if args.command == "chat" and not args.verbose:
+        chat_log = settings.data_dir / "logs" / "chat.log"
+    _setup_logging(settings, chat_log)
     if args.command in {"serve", "worker"}:
         sys.excepthook = _log_crash
     if args.command == "serve":
@@ -251,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command == "chat":
-        asyncio.run(_chat(settings, args.channel))
+        asyncio.run(_chat(settings, args.channel, chat_log))
     elif args.command == "web":
         _web(args.host, args.port)
     elif args.command == "export":

@@ -138,21 +138,43 @@ def test_without_twilio_credentials_the_server_starts_and_says_whatsapp_is_off(
     assert process.returncode == 0
 
 
-def test_sprout_chat_answers_in_the_terminal(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+def chat(fake_openai: FakeOpenAI, cwd: Path, *options: str) -> subprocess.CompletedProcess[str]:
     fake_openai.set_reply("Worms **wriggle** to move through the soil.")
     env = isolated_env()
     env.update(OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test-key")
-    result = subprocess.run(
-        [sys.executable, "-m", "sprout", "chat"],
+    return subprocess.run(
+        [sys.executable, "-m", "sprout", "chat", *options],
         input="Explain how worms move\n",
         capture_output=True,
         text=True,
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         timeout=60,
         check=True,
     )
+
+
+def test_sprout_chat_shows_only_the_conversation_and_logs_to_a_file(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    result = chat(fake_openai, tmp_path)
     assert "Worms *wriggle* to move through the soil." in result.stdout
+    screen = result.stdout + result.stderr
+    assert not [line for line in screen.splitlines() if line.lstrip().startswith("{")], screen
+    log_file = tmp_path / "data" / "logs" / "chat.log"
+    assert str(Path("data") / "logs" / "chat.log") in result.stderr, "says where the log is"
+    log = log_file.read_text()
+    assert "job_done" in [event["event"] for event in json_lines(log)]
+    assert "worms" not in log.lower()
+
+
+def test_sprout_chat_verbose_shows_the_log_in_the_terminal(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    result = chat(fake_openai, tmp_path, "--verbose")
+    assert "Worms *wriggle* to move through the soil." in result.stdout
+    assert "job_done" in [event["event"] for event in json_lines(result.stderr)]
+    assert not (tmp_path / "data" / "logs" / "chat.log").exists()
 
 
 def _wait_for_log(path: Path, needle: str, timeout: float = 20) -> None:
