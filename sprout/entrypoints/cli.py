@@ -9,15 +9,20 @@ import os
 import signal
 import sys
 import uuid
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit
 
 from sprout.core.llm import DEMO_BANNER
-from sprout.core.logs import configure_logging
+from sprout.core.logs import configure_logging, get_logger
 from sprout.core.messages import Incoming
 from sprout.core.settings import Settings
 
+log = get_logger(__name__)
+
 # Third-party loggers that would otherwise write phone numbers, bodies or URLs with ids at INFO.
 _QUIET = (
-    "twilio.http_client",
+    "twilio",  # a request dump with headers on every send
     "httpx",
     "httpx2",
     "httpcore",
@@ -30,11 +35,47 @@ _QUIET = (
 )
 
 
-def _setup_logging(settings: Settings) -> None:
+def _secrets(settings: Settings) -> list[str]:
+    """What no log line may show, whichever library writes it."""
+    found = [
+        secret.get_secret_value()
+        for secret in (
+            settings.twilio_auth_token,
+            settings.telegram_bot_token,
+            settings.telegram_webhook_secret,
+            settings.openai_api_key,
+        )
+        if secret is not None
+    ]
+    for url in (settings.database_url, settings.redis_url):
+        password = urlsplit(url).password if url else None
+        if password:
+            found.append(password)
+    return found
+
+
+def _setup_logging(settings: Settings, path: Path | None = None) -> None:
     secret = settings.twilio_auth_token or settings.telegram_bot_token
-    configure_logging(settings.log_level, secret.get_secret_value().encode() if secret else None)
+    configure_logging(
+        settings.log_level,
+        secret.get_secret_value().encode() if secret else None,
+        secrets=_secrets(settings),
+        path=path,
+    )
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _log_crash(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    """A server's crash as one more JSON line, traceback inside, like every line before it;
+    in a terminal, where a person reads it, as the usual plain traceback."""
+    # KeyboardInterrupt: Ctrl-C before the signal handlers are set, no crash.
+    if sys.stderr.isatty() or issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+        return
+    log.critical("crashed", exc_info=(kind, error, traceback))
 
 
 def startup_summary(settings: Settings, address: str) -> str:
@@ -71,6 +112,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None  # access lines would carry ids in query strings; we log our own events
+    # Given a logger, hypercorn adds no handler of its own: its lines ("Running on …") reach
+    # the root handler and come out as JSON like the rest.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 20.0
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -78,7 +122,14 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with running(settings) as runtime:
         shown = "localhost" if host in {"0.0.0.0", "::"} else host  # noqa: S104
-        print(startup_summary(settings, f"http://{shown}:{port}"), file=sys.stderr, flush=True)
+        address = f"http://{shown}:{port}"
+        # stderr is the log stream: where a platform or a pipe collects it, every line must be
+        # JSON, so the address is an event. The summary in plain words is for a person at a
+        # terminal, the only place it is printed: once, among the start-up lines, before
+        # hypercorn's "Running on" and any message.
+        log.info("serving", url=address, health=f"{address}/healthz")
+        if sys.stderr.isatty():
+            print(startup_summary(settings, address), file=sys.stderr, flush=True)
         await serve(create_app(runtime), config, shutdown_trigger=stop.wait)
 
 
@@ -94,8 +145,9 @@ class _TerminalSender:
         return str(self.count)
 
 
-async def _chat(settings: Settings, channel: str) -> None:
-    """The full path a message takes (memory, profile, chunking, hold message), minus a phone."""
+async def _chat(settings: Settings, channel: str, log_file: Path | None) -> None:
+    """The full path a message takes (memory, profile, chunking, hold message), minus a phone.
+    The screen shows only the conversation; the log goes to `log_file` (None: to stderr)."""
     from sprout.bootstrap import open_core
     from sprout.core.delivery import Channel
     from sprout.core.specs import TELEGRAM, WEB, WHATSAPP
@@ -107,6 +159,8 @@ async def _chat(settings: Settings, channel: str) -> None:
         if settings.demo_mode:
             print(f"*** {DEMO_BANNER}", file=sys.stderr)
         print(f"Sprout ({core.model.name}), showing answers as {channel} would. Ctrl-D to quit.")
+        if log_file is not None:
+            print(f"(log: {log_file}; --verbose shows it here)", file=sys.stderr)
         while True:
             try:
                 text = await asyncio.to_thread(input, "\nyou> ")
@@ -130,8 +184,6 @@ async def _migrate(settings: Settings) -> None:
 
 def _web(host: str, port: int) -> None:
     """Replace this process with the Streamlit server for the page (so signals reach it)."""
-    from pathlib import Path
-
     page = Path(__file__).resolve().parent / "web_page.py"
     args = ["streamlit", "run", str(page), "--server.port", str(port), "--server.address", host]
     args += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
@@ -181,6 +233,11 @@ def main(argv: list[str] | None = None) -> None:
         default="whatsapp",
         help="render and cut answers as this channel does",
     )
+    chat.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the log in the terminal (default: in <data dir>/logs/chat.log)",
+    )
     web = commands.add_parser("web", help="run the research web page (Streamlit)")
     web.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines in")
     web.add_argument("--port", type=int, default=8501)
@@ -190,7 +247,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    _setup_logging(settings)
+    # In `chat` the terminal is the conversation: log lines between the answers would bury it.
+    chat_log = None
+    if args.command == "chat" and not args.verbose:
+        chat_log = settings.data_dir / "logs" / "chat.log"
+    _setup_logging(settings, chat_log)
+    if args.command in {"serve", "worker"}:
+        sys.excepthook = _log_crash
     if args.command == "serve":
         asyncio.run(_serve(settings, args.host, args.port or settings.port))
     elif args.command == "worker":
@@ -200,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command == "chat":
-        asyncio.run(_chat(settings, args.channel))
+        asyncio.run(_chat(settings, args.channel, chat_log))
     elif args.command == "web":
         _web(args.host, args.port)
     elif args.command == "export":

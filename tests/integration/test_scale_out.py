@@ -21,7 +21,8 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.scripted import message_text, scripted
 from tests.fakes.telegram_server import FakeTelegram
 from tests.fakes.twilio_server import FakeTwilio
-from tests.integration.conftest import SproutServer
+from tests.integration.conftest import USER, SproutServer
+from tests.integration.test_serve import assert_private, json_lines
 from tests.integration.test_telegram import telegram_env
 from tests.integration.test_whatsapp import ACTIVITIES, squashed, wait_for_text
 from tests.services import RedisServer
@@ -296,3 +297,21 @@ def test_telegram_messages_go_through_the_workers_too(
     assert fake_telegram.calls_to("getUpdates"), "the web process polls"
     assert any('"job_started"' in worker.log() for worker in cluster.workers)
     assert '"job_started"' not in cluster.webs[0].log()
+
+
+def test_web_and_worker_logs_are_json_lines_with_no_private_text(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply("Surface tension pulls them round.")
+    cluster = cluster_factory(webs=1, workers=1)
+    [web], [worker] = cluster.webs, cluster.workers
+    cluster.send("Explain why bubbles are round", USER)
+    fake_twilio.wait_for_messages(1, timeout=20)
+    web.stop()
+    worker.stop()
+    assert "whatsapp_inbound" in [event["event"] for event in json_lines(web.log())]
+    events = json_lines(worker.log())
+    assert "job_done" in [event["event"] for event in events]
+    assert any(event["logger"].startswith("taskiq") for event in events), "taskiq's, as JSON"
+    for log in (web.log(), worker.log()):
+        assert_private(log, "bubbles", "tension", fake_twilio.auth_token, "test-key")

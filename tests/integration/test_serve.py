@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +22,27 @@ from tests.integration.conftest import PUBLIC_URL, USER, SproutServer, isolated_
 pytestmark = pytest.mark.integration
 
 
-def test_logs_carry_no_phone_number_message_body_or_secret(
+def json_lines(log: str) -> list[dict[str, Any]]:
+    """Every line of a log as the JSON object it must be, each with what a reader filters on."""
+    events = []
+    for number, line in enumerate(log.splitlines(), 1):
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            raise AssertionError(f"line {number} is not JSON: {line!r}\n{log}") from None
+        assert isinstance(event, dict), line
+        assert {"event", "level", "logger", "timestamp"} <= event.keys(), line
+        events.append(event)
+    return events
+
+
+def assert_private(log: str, *texts: str) -> None:
+    """No phone number, message text, library request dump or secret anywhere in the log."""
+    for text in (USER, USER.split(":")[1], "BEGIN Twilio API Request", *texts):
+        assert text not in log, text
+
+
+def test_every_log_line_is_json_and_private(
     sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
 ) -> None:
     fake_openai.set_reply("Because of tiny drops of water called rainbow makers.")
@@ -28,10 +50,33 @@ def test_logs_carry_no_phone_number_message_body_or_secret(
     fake_twilio.wait_for_messages(1, timeout=10)
     sprout.stop()
     log = sprout.log()
-    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    assert any(event["event"] == "job_done" for event in events)
-    for secret in (USER, USER.split(":")[1], "rainbow", fake_twilio.auth_token, "test-key"):
-        assert secret not in log
+    # stderr is a file here, not a terminal: no plain-words summary, JSON from the first line.
+    events = json_lines(log)
+    names = [event["event"] for event in events]
+    assert names.index("started") < names.index("serving") < names.index("job_done")
+    # Libraries' records come through the same formatter: hypercorn's, at least.
+    [running] = [event for event in events if event["logger"] == "hypercorn.error"]
+    assert running["event"].startswith("Running on http://127.0.0.1:")
+    assert running["level"] == "info"
+    assert_private(log, "rainbow", fake_twilio.auth_token, "test-key")
+
+
+def test_a_crash_after_start_up_is_one_more_json_line(tmp_path: Path) -> None:
+    env = isolated_env()
+    env["SPROUT_DATA_DIR"] = str(tmp_path)
+    with socket.socket() as taken:  # the port is someone else's: hypercorn cannot bind it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sprout", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [crash] = [event for event in json_lines(result.stderr) if event["event"] == "crashed"]
+    assert crash["level"] == "critical"
+    assert "Traceback" in crash["exception"] and "Address already in use" in crash["exception"]
 
 
 def test_healthz_reports_the_database_and_model(sprout: SproutServer) -> None:
@@ -93,21 +138,43 @@ def test_without_twilio_credentials_the_server_starts_and_says_whatsapp_is_off(
     assert process.returncode == 0
 
 
-def test_sprout_chat_answers_in_the_terminal(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+def chat(fake_openai: FakeOpenAI, cwd: Path, *options: str) -> subprocess.CompletedProcess[str]:
     fake_openai.set_reply("Worms **wriggle** to move through the soil.")
     env = isolated_env()
     env.update(OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test-key")
-    result = subprocess.run(
-        [sys.executable, "-m", "sprout", "chat"],
+    return subprocess.run(
+        [sys.executable, "-m", "sprout", "chat", *options],
         input="Explain how worms move\n",
         capture_output=True,
         text=True,
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         timeout=60,
         check=True,
     )
+
+
+def test_sprout_chat_shows_only_the_conversation_and_logs_to_a_file(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    result = chat(fake_openai, tmp_path)
     assert "Worms *wriggle* to move through the soil." in result.stdout
+    screen = result.stdout + result.stderr
+    assert not [line for line in screen.splitlines() if line.lstrip().startswith("{")], screen
+    log_file = tmp_path / "data" / "logs" / "chat.log"
+    assert str(Path("data") / "logs" / "chat.log") in result.stderr, "says where the log is"
+    log = log_file.read_text()
+    assert "job_done" in [event["event"] for event in json_lines(log)]
+    assert "worms" not in log.lower()
+
+
+def test_sprout_chat_verbose_shows_the_log_in_the_terminal(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    result = chat(fake_openai, tmp_path, "--verbose")
+    assert "Worms *wriggle* to move through the soil." in result.stdout
+    assert "job_done" in [event["event"] for event in json_lines(result.stderr)]
+    assert not (tmp_path / "data" / "logs" / "chat.log").exists()
 
 
 def _wait_for_log(path: Path, needle: str, timeout: float = 20) -> None:

@@ -112,6 +112,14 @@ class _RedactToken(logging.Filter):
         self._token = token
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):
+            # Our own event, still a dict for the JSON formatter: made into text here, the
+            # formatter could no longer render it. Clean its values instead.
+            record.msg = {
+                name: value.replace(self._token, "<token>") if isinstance(value, str) else value
+                for name, value in record.msg.items()
+            }
+            return True
         message = record.getMessage()
         if self._token in message:
             record.msg, record.args = message.replace(self._token, "<token>"), None
