@@ -21,6 +21,7 @@ from functools import partial
 
 from tenacity import (
     AsyncRetrying,
+    retry_if_exception_type,
     retry_if_not_exception_type,
     stop_after_attempt,
     wait_exponential,
@@ -337,12 +338,14 @@ async def run_with_retries(
     """Run a job, again after a passing fault (a database hiccup must not leave the user in
     silence): a job resumes from what it recorded, so running it again is safe. A job that
     keeps failing stays unfinished in the store, for the next start-up or sweep. LeaseLostError
-    is raised: the job is someone else's now."""
+    is raised: the job is someone else's now. A cancelled job (the process is stopping) is not
+    run again: tenacity would retry a CancelledError like any other exception, and the stop
+    would then wait for a whole new run (model call included) that nobody cancels."""
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(JOB_ATTEMPTS),
             wait=wait_exponential(multiplier=retry_wait_s),
-            retry=retry_if_not_exception_type(LeaseLostError),
+            retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(LeaseLostError),
             reraise=True,
         ):
             with attempt:

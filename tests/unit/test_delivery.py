@@ -303,6 +303,24 @@ async def test_a_job_that_fails_for_a_moment_is_run_again() -> None:
     assert runs == [7, 7]
 
 
+async def test_a_job_cancelled_by_a_stop_is_not_run_again() -> None:
+    runs: list[int] = []
+    started = asyncio.Event()
+
+    async def never_answers(inbound_id: int) -> None:
+        runs.append(inbound_id)
+        if len(runs) == 1:  # a run again would be let through, to be seen here
+            started.set()
+            await asyncio.Event().wait()
+
+    dispatcher = InProcessDispatcher(never_answers, retry_wait_s=0)
+    dispatcher.dispatch("a", 7)
+    await started.wait()
+    await dispatcher.close(grace_s=0)
+    assert runs == [7], "cancelled, it resumes at the next start-up, not in a stopping process"
+    assert dispatcher.busy == 0
+
+
 async def test_many_jobs_writing_at_once_all_finish(store: Store, prompts: Prompts) -> None:
     sender = RecordingSender()
     deliver = delivery(store, prompts, FakeLLM("Short answer."), sender)
