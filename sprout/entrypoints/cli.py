@@ -11,9 +11,11 @@ import sys
 import uuid
 
 from sprout.core.llm import DEMO_BANNER
-from sprout.core.logs import configure_logging
+from sprout.core.logs import configure_logging, get_logger
 from sprout.core.messages import Incoming
 from sprout.core.settings import Settings
+
+log = get_logger(__name__)
 
 # Third-party loggers that would otherwise write phone numbers, bodies or URLs with ids at INFO.
 _QUIET = (
@@ -71,15 +73,23 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None  # access lines would carry ids in query strings; we log our own events
-    config.graceful_timeout = 20.0
+    # Requests in flight (quick: they record and queue) share the one grace with the answers
+    # in flight, which get what is left of it once Hypercorn has returned.
+    config.graceful_timeout = settings.shutdown_grace_s
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with running(settings) as runtime:
+
+        async def stopped() -> None:
+            await stop.wait()
+            log.info("stopping", grace_s=settings.shutdown_grace_s)
+            runtime.stopping.begin()
+
         shown = "localhost" if host in {"0.0.0.0", "::"} else host  # noqa: S104
         print(startup_summary(settings, f"http://{shown}:{port}"), file=sys.stderr, flush=True)
-        await serve(create_app(runtime), config, shutdown_trigger=stop.wait)
+        await serve(create_app(runtime), config, shutdown_trigger=stopped)
 
 
 class _TerminalSender:
