@@ -45,6 +45,7 @@ from sprout.core.ports import (
 )
 from sprout.core.store import Job, Store, StoredChunk
 from sprout.core.tables import ChunkState
+from sprout.core.tasks import TaskSet
 
 log = get_logger(__name__)
 
@@ -366,7 +367,7 @@ class InProcessDispatcher:
         self._run = run
         self._retry_wait_s = retry_wait_s
         self._queues: dict[str, asyncio.Queue[int]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("jobs")
 
     async def submit(self, user_id: str, inbound_id: int) -> None:
         self.dispatch(user_id, inbound_id)
@@ -382,27 +383,28 @@ class InProcessDispatcher:
     def dispatch(self, user_id: str, inbound_id: int) -> None:
         queue = self._queues.get(user_id)
         if queue is None:
+            if self._tasks.closing:
+                # The message is recorded: the next start-up answers it.
+                log.info("not_dispatched", inbound=inbound_id, reason="stopping")
+                return
             queue = self._queues[user_id] = asyncio.Queue()
-            task = asyncio.create_task(self._drain(user_id, queue))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._drain(user_id, queue), name=f"jobs-{user_ref(user_id)}")
         queue.put_nowait(inbound_id)
 
     async def _drain(self, user_id: str, queue: asyncio.Queue[int]) -> None:
-        while not queue.empty():
-            inbound_id = queue.get_nowait()
-            await run_with_retries(self._run, inbound_id, user_id, self._retry_wait_s)
-        del self._queues[user_id]
+        try:
+            while not queue.empty():
+                inbound_id = queue.get_nowait()
+                await run_with_retries(self._run, inbound_id, user_id, self._retry_wait_s)
+        finally:
+            del self._queues[user_id]
 
     @property
     def busy(self) -> int:
         return len(self._tasks)
 
-    async def close(self, grace_s: float = 20.0) -> None:
-        """Let running jobs finish (a cut-off send could be repeated after restart), then stop."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_s)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def close(self, grace_s: float) -> None:
+        """Let running jobs finish for up to `grace_s` seconds (a send cut off in flight may be
+        repeated after restart), then cancel them: they resume at the next start-up from what
+        they recorded."""
+        await self._tasks.close(grace_s)

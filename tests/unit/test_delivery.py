@@ -144,7 +144,7 @@ async def test_jobs_run_in_order_per_user_and_in_parallel_across_users() -> None
     for inbound_id in (1, 2, 3):
         dispatcher.dispatch("a", inbound_id)
     dispatcher.dispatch("b", 100)
-    await dispatcher.close()
+    await dispatcher.close(grace_s=60)
     a_events = [(i, what) for user, i, what in log if user == "a"]
     assert a_events == [
         (1, "start"),
@@ -299,7 +299,7 @@ async def test_a_job_that_fails_for_a_moment_is_run_again() -> None:
 
     dispatcher = InProcessDispatcher(flaky, retry_wait_s=0)
     dispatcher.dispatch("a", 7)
-    await dispatcher.close()
+    await dispatcher.close(grace_s=60)
     assert runs == [7, 7]
 
 
