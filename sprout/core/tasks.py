@@ -37,9 +37,15 @@ class TaskSet:
             coro.close()  # never started: no "never awaited" warning
             raise RuntimeError(f"{self.name} is closing: no new tasks")
         task = asyncio.create_task(coro, name=name)
+        self.track(task)
+        return task
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Count a task started elsewhere (by a library) among this set's."""
+        if self._closing:
+            raise RuntimeError(f"{self.name} is closing: no new tasks")
         self._tasks.add(task)
         task.add_done_callback(self._ended)
-        return task
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -68,7 +74,7 @@ class TaskSet:
                 task.cancel()
         if not left:
             return
-        log.info("tasks_cancelled", tasks=self.name, count=len(left), grace_s=grace_s)
+        log.info("tasks_cancelled", tasks=self.name, count=len(left), grace_s=round(grace_s, 2))
         _, stuck = await asyncio.wait(left, timeout=self._unwind_s)
         if stuck:
             names = sorted(task.get_name() for task in stuck)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -296,3 +297,26 @@ def test_telegram_messages_go_through_the_workers_too(
     assert fake_telegram.calls_to("getUpdates"), "the web process polls"
     assert any('"job_started"' in worker.log() for worker in cluster.workers)
     assert '"job_started"' not in cluster.webs[0].log()
+
+
+def test_a_worker_stopped_while_the_model_hangs_exits_within_its_grace_and_the_answer_follows(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    grace_s = 2
+    cluster = cluster_factory(
+        webs=1, workers=1, SPROUT_SHUTDOWN_GRACE_S=str(grace_s), SPROUT_HOLD_AFTER_S="60"
+    )
+    fake_openai.set_reply(echo)
+    fake_openai.hang_next(600)  # no first token for ten minutes
+    cluster.send("explain q-6-0", "whatsapp:+447700900601")
+    fake_openai.wait_for_requests(1, timeout=15)
+    worker = cluster.workers[0]
+    worker.interrupt(signal.SIGTERM, within_s=grace_s + 10)  # 10: a generous margin
+    assert "Traceback" not in worker.log(), worker.log()[-3000:]
+    assert fake_twilio.messages == []
+
+    worker.start()  # the cut-off job is queued again once its lease is over
+    [answer] = fake_twilio.wait_for_messages(1, timeout=30)
+    assert answer.body == "Answer to q-6-0."
+    time.sleep(1.0)  # a second answer would arrive now
+    assert len(fake_twilio.messages) == 1

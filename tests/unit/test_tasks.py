@@ -64,6 +64,23 @@ async def test_the_set_counts_tasks_until_they_end() -> None:
     assert len(tasks) == 0
 
 
+async def test_a_task_started_elsewhere_can_be_tracked_and_waited_for() -> None:
+    tasks = TaskSet("deliveries")
+    ended: list[str] = []
+
+    async def library_work() -> None:
+        await asyncio.sleep(0.05)
+        ended.append("acknowledged")
+
+    task = asyncio.create_task(library_work())
+    tasks.track(task)
+    assert len(tasks) == 1
+    await tasks.close(grace_s=60)
+    assert ended == ["acknowledged"]
+    with pytest.raises(RuntimeError, match="deliveries is closing"):
+        tasks.track(asyncio.create_task(asyncio.sleep(0)))
+
+
 async def test_nothing_new_starts_once_closing() -> None:
     tasks = TaskSet("jobs")
     await tasks.close(grace_s=0)
