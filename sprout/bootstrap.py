@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
@@ -117,6 +118,26 @@ async def open_core(settings: Settings, prompts: Prompts | None = None) -> Async
             await model.close()
 
 
+class Stopping:
+    """When stopping began. Each part that waits at the stop gets what is left of one grace
+    counted from then, so the whole stop takes SPROUT_SHUTDOWN_GRACE_S however many parts
+    wait in turn (Hypercorn drains its requests before the jobs' turn comes)."""
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self._deadline: float | None = None
+
+    def begin(self) -> None:
+        """Stopping starts now (the signal came): the grace counts from here."""
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.grace_s
+
+    def remaining_s(self) -> float:
+        self.begin()  # stopping for another reason (start-up failed): from now, then
+        assert self._deadline is not None
+        return max(0.0, self._deadline - time.monotonic())
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Everything `sprout serve` or `sprout worker` runs, for as long as `running` lasts.
@@ -129,6 +150,7 @@ class Runtime:
     jobs: InProcessDispatcher | RedisJobs
     accept: Accept
     telegram: TelegramUpdates | None
+    stopping: Stopping
 
     @property
     def settings(self) -> Settings:
@@ -181,13 +203,27 @@ class _Intake:
 async def running(
     settings: Settings, role: Role = "web", concurrency: int = 500, prompts: Prompts | None = None
 ) -> AsyncIterator[Runtime]:
-    """Start everything `serve` (role "web") or `worker` runs; stop it all on the way out."""
+    """Start everything `serve` (role "web") or `worker` runs; stop it all on the way out.
+    Answers in flight then get what is left of the grace since `Runtime.stopping` began."""
+    stopping = Stopping(settings.shutdown_grace_s)
     async with AsyncExitStack() as stack:
         core = await stack.enter_async_context(open_core(settings, prompts))
         telegram = await _telegram(settings, stack)
         channels = await _channels(settings, telegram, stack)
         delivery = core.delivery(channels)
-        jobs = await _jobs(core, delivery, frozenset(channels), role, concurrency, stack)
+        served = frozenset(channels)
+        jobs = _job_runner(core, delivery, served)
+
+        async def stop_jobs() -> None:
+            await jobs.close(stopping.remaining_s())
+
+        stack.push_async_callback(stop_jobs)
+        if isinstance(jobs, InProcessDispatcher):
+            await jobs.recover(core.store, served)
+        else:
+            await jobs.start()
+            if role == "worker":
+                jobs.serve(partial(_run_job, delivery), settings.sweep_s, concurrency)
         intake = _Intake(core.store, jobs.submit)
         updates = None
         if telegram is not None and role == "web":
@@ -204,7 +240,7 @@ async def running(
             model=core.model.name,
             channels=sorted(channels),
         )
-        yield Runtime(core, jobs, intake.accept, updates)
+        yield Runtime(core, jobs, intake.accept, updates, stopping)
 
 
 async def _telegram(settings: Settings, stack: AsyncExitStack) -> TelegramChannel | None:
@@ -243,26 +279,14 @@ async def _channels(
     return channels
 
 
-async def _jobs(
-    core: Core,
-    delivery: Delivery,
-    channels: frozenset[str],
-    role: Role,
-    concurrency: int,
-    stack: AsyncExitStack,
+def _job_runner(
+    core: Core, delivery: Delivery, channels: frozenset[str]
 ) -> InProcessDispatcher | RedisJobs:
+    """Answers in this process without Redis; with it, queues (and in a worker, answers)."""
     settings = core.settings
     if settings.redis_connection_url is None:
-        dispatcher = InProcessDispatcher(delivery.run)
-        stack.push_async_callback(dispatcher.close)
-        await dispatcher.recover(core.store, channels)
-        return dispatcher
-    jobs = RedisJobs(settings.redis_connection_url, core.store, settings.job_lease_s, channels)
-    await jobs.start()
-    stack.push_async_callback(jobs.close)
-    if role == "worker":
-        jobs.serve(partial(_run_job, delivery), settings.sweep_s, concurrency)
-    return jobs
+        return InProcessDispatcher(delivery.run)
+    return RedisJobs(settings.redis_connection_url, core.store, settings.job_lease_s, channels)
 
 
 async def _run_job(delivery: Delivery, inbound_id: int, user_id: str, lease: Lease) -> None:

@@ -39,6 +39,7 @@ from sprout.core.logs import get_logger, user_ref
 from sprout.core.metrics import ENQUEUE_FAILURES
 from sprout.core.ports import Lease, LeaseLostError
 from sprout.core.store import Store
+from sprout.core.tasks import TaskSet
 
 log = get_logger(__name__)
 
@@ -51,6 +52,8 @@ RECONNECT_WAIT_S = 1.0
 # sweep queues it again, so the cap costs latency, never an answer.
 STREAM_MAX_LEN = 100_000
 MARKER_TTL_S = 24 * 3600
+# After its job has ended, a delivery only has its acknowledgement to send: one round trip.
+ACK_WAIT_S = 2.0
 
 Job = Callable[[int, str, Lease], Awaitable[None]]
 """Answers one recorded message (inbound id, user id) under the user's lease, retrying
@@ -179,8 +182,11 @@ class RedisJobs:
         )
         self.redis: Redis = Redis.from_url(url)
         self._kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, self.broker, labels={})
-        self._tasks: list[asyncio.Task[None]] = []
-        self._running: set[asyncio.Task[Any]] = set()
+        self._loops = TaskSet("redis-loops")  # taking jobs from the stream, and the sweep
+        self._jobs = TaskSet("jobs")
+        # taskiq's own tasks, one per delivery: each acknowledges its delivery once our job
+        # has ended, and Redis must still be open for that.
+        self._deliveries = TaskSet("deliveries")
 
     async def start(self) -> None:
         await self.broker.startup()
@@ -210,23 +216,31 @@ class RedisJobs:
         """Answer queued jobs (this process is a worker) and sweep up unqueued messages."""
 
         async def answer_user(user_id: str, inbound_id: int) -> None:
+            # The job runs as a task of ours, so a stop cancels the job and not taskiq's task:
+            # taskiq would log that cancellation as a crash, traceback and all. Cut off or not,
+            # the delivery is then acknowledged; a job cut off leaves its message unanswered and
+            # its marker in place, and the sweep queues it again once its lease is over.
             current = asyncio.current_task()
-            if current is not None:
-                self._running.add(current)
-                current.add_done_callback(self._running.discard)
-            try:
-                await self._answer_user(job, user_id)
-            except LeaseLostError:
-                # This worker stalled past its lease; the sweep hands the rest on.
-                log.warning("lease_lost", user=user_ref(user_id))
+            if current is None or self._jobs.closing:
+                return  # stopping: the same as a job cut off
+            self._deliveries.track(current)
+            answering = self._jobs.spawn(
+                self._answering(job, user_id), name=f"jobs-{user_ref(user_id)}"
+            )
+            await asyncio.wait([answering])
 
         self.broker.register_task(answer_user, task_name=TASK_NAME)
         self.broker.is_worker_process = True
         receiver = run_receiver_task(self.broker, max_async_tasks=max_concurrent)
-        self._tasks = [
-            asyncio.create_task(receiver),
-            asyncio.create_task(self._sweep_forever(sweep_every_s)),
-        ]
+        self._loops.spawn(receiver, name="redis-receiver")
+        self._loops.spawn(self._sweep_forever(sweep_every_s), name="redis-sweep")
+
+    async def _answering(self, job: Job, user_id: str) -> None:
+        try:
+            await self._answer_user(job, user_id)
+        except LeaseLostError:
+            # This worker stalled past its lease; the sweep hands the rest on.
+            log.warning("lease_lost", user=user_ref(user_id))
 
     async def _answer_user(self, job: Job, user_id: str) -> None:
         """Answer all the user's unfinished messages in arrival order, if nobody else is.
@@ -289,16 +303,11 @@ class RedisJobs:
             log.info("swept", jobs=queued)
         return queued
 
-    async def close(self, grace_s: float = 20.0) -> None:
-        """Stop taking jobs, let running ones finish (Heroku allows 30 s after SIGTERM), then
-        stop. A job cut off here is not acknowledged, so another worker resumes it."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=grace_s)
-        for task in list(self._running):
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
+    async def close(self, grace_s: float) -> None:
+        """Stop taking jobs, let running ones finish for up to `grace_s` seconds, then cancel
+        them (the sweep queues their messages again), and close the connections."""
+        await self._loops.close(0)
+        await self._jobs.close(grace_s)
+        await self._deliveries.close(ACK_WAIT_S)
         await self.broker.shutdown()
         await self.redis.aclose()

@@ -17,6 +17,7 @@ from functools import partial
 
 from tenacity import (
     AsyncRetrying,
+    retry_if_exception_type,
     retry_if_not_exception_type,
     stop_after_attempt,
     wait_exponential,
@@ -40,6 +41,7 @@ from sprout.core.ports import (
 from sprout.core.privacy import Forgetting
 from sprout.core.store import HOLD_SEQ, Job, Store, StoredChunk
 from sprout.core.tables import ChunkState
+from sprout.core.tasks import TaskSet
 from sprout.core.turn import Ask
 
 log = get_logger(__name__)
@@ -144,7 +146,9 @@ class Delivery:
             await self._send_all(run, pipe, hold=run.channel.hold and not earlier)
             return await recorder  # surfaces a recorder crash instead of calling the job done
         finally:
-            recorder.cancel()
+            if not recorder.done():  # the sender failed: the model stream closes before we go
+                recorder.cancel()
+                await asyncio.wait([recorder])
 
     async def _record(self, run: _Run, earlier: list[StoredChunk], pipe: ChunkPipe) -> str | None:
         """Record each chunk as the bot yields it, then the whole answer; its kind."""
@@ -226,12 +230,14 @@ async def run_with_retries(
     """Run a job, again after a passing fault (a database hiccup must not leave the user in
     silence): a job resumes from what it recorded, so running it again is safe. A job that
     keeps failing stays unfinished in the store, for the next start-up or sweep. LeaseLostError
-    is raised: the job is someone else's now."""
+    is raised: the job is someone else's now. A cancelled job (the process is stopping) is not
+    run again: tenacity would retry a CancelledError like any other exception, and the stop
+    would then wait for a whole new run (model call included) that nobody cancels."""
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(JOB_ATTEMPTS),
             wait=wait_exponential(multiplier=retry_wait_s),
-            retry=retry_if_not_exception_type(LeaseLostError),
+            retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(LeaseLostError),
             reraise=True,
         ):
             with attempt:
@@ -252,7 +258,7 @@ class InProcessDispatcher:
         self._run = run
         self._retry_wait_s = retry_wait_s
         self._queues: dict[str, asyncio.Queue[int]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("jobs")
 
     async def submit(self, user_id: str, inbound_id: int) -> None:
         self.dispatch(user_id, inbound_id)
@@ -268,27 +274,28 @@ class InProcessDispatcher:
     def dispatch(self, user_id: str, inbound_id: int) -> None:
         queue = self._queues.get(user_id)
         if queue is None:
+            if self._tasks.closing:
+                # The message is recorded: the next start-up answers it.
+                log.info("not_dispatched", inbound=inbound_id, reason="stopping")
+                return
             queue = self._queues[user_id] = asyncio.Queue()
-            task = asyncio.create_task(self._drain(user_id, queue))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._drain(user_id, queue), name=f"jobs-{user_ref(user_id)}")
         queue.put_nowait(inbound_id)
 
     async def _drain(self, user_id: str, queue: asyncio.Queue[int]) -> None:
-        while not queue.empty():
-            inbound_id = queue.get_nowait()
-            await run_with_retries(self._run, inbound_id, user_id, self._retry_wait_s)
-        del self._queues[user_id]
+        try:
+            while not queue.empty():
+                inbound_id = queue.get_nowait()
+                await run_with_retries(self._run, inbound_id, user_id, self._retry_wait_s)
+        finally:
+            del self._queues[user_id]
 
     @property
     def busy(self) -> int:
         return len(self._tasks)
 
-    async def close(self, grace_s: float = 20.0) -> None:
-        """Let running jobs finish (a cut-off send could be repeated after restart), then stop."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_s)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def close(self, grace_s: float) -> None:
+        """Let running jobs finish for up to `grace_s` seconds (a send cut off in flight may be
+        repeated after restart), then cancel them: they resume at the next start-up from what
+        they recorded."""
+        await self._tasks.close(grace_s)

@@ -115,12 +115,20 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     # Given a logger, hypercorn adds no handler of its own: its lines ("Running on …") reach
     # the root handler and come out as JSON like the rest.
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 20.0
+    # Requests in flight (quick: they record and queue) share the one grace with the answers
+    # in flight, which get what is left of it once Hypercorn has returned.
+    config.graceful_timeout = settings.shutdown_grace_s
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with running(settings) as runtime:
+
+        async def stopped() -> None:
+            await stop.wait()
+            log.info("stopping", grace_s=settings.shutdown_grace_s)
+            runtime.stopping.begin()
+
         shown = "localhost" if host in {"0.0.0.0", "::"} else host  # noqa: S104
         address = f"http://{shown}:{port}"
         # stderr is the log stream: where a platform or a pipe collects it, every line must be
@@ -130,7 +138,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         log.info("serving", url=address, health=f"{address}/healthz")
         if sys.stderr.isatty():
             print(startup_summary(settings, address), file=sys.stderr, flush=True)
-        await serve(create_app(runtime), config, shutdown_trigger=stop.wait)
+        await serve(create_app(runtime), config, shutdown_trigger=stopped)
 
 
 class _TerminalSender:

@@ -54,6 +54,7 @@ async def run_worker(settings: Settings, concurrency: int, status_port: int | No
         try:
             await stop.wait()
         finally:
-            log.info("worker_stopping")
+            runtime.stopping.begin()
+            log.info("stopping", grace_s=settings.shutdown_grace_s)
             if status is not None:
                 await status.cleanup()

@@ -121,15 +121,21 @@ class SproutServer:
         """SIGTERM, as a platform's restart or scale-down sends it: the process must finish
         cleanly and promptly, or the test fails (a hang here is a hang in production)."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                code = self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(
-                    f"sprout {self.role} ignored SIGTERM for 30 s:\n{self.log()[-3000:]}"
-                ) from None
-            assert code == 0, f"sprout {self.role} exited {code}:\n{self.log()[-3000:]}"
+            self.interrupt(signal.SIGTERM, within_s=30)
+
+    def interrupt(self, signum: signal.Signals, within_s: float) -> None:
+        """Send `signum` and require the process to exit with 0 within `within_s` seconds."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+        try:
+            code = self.process.wait(within_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"sprout {self.role} still ran {within_s:g} s after {signum.name}:\n"
+                f"{self.log()[-3000:]}"
+            ) from None
+        assert code == 0, f"sprout {self.role} exited {code}:\n{self.log()[-3000:]}"
 
     def restart(self) -> None:
         self.stop()

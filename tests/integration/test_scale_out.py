@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -315,3 +316,26 @@ def test_web_and_worker_logs_are_json_lines_with_no_private_text(
     assert any(event["logger"].startswith("taskiq") for event in events), "taskiq's, as JSON"
     for log in (web.log(), worker.log()):
         assert_private(log, "bubbles", "tension", fake_twilio.auth_token, "test-key")
+
+
+def test_a_worker_stopped_while_the_model_hangs_exits_within_its_grace_and_the_answer_follows(
+    cluster_factory: Callable[..., Cluster], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    grace_s = 2
+    cluster = cluster_factory(
+        webs=1, workers=1, SPROUT_SHUTDOWN_GRACE_S=str(grace_s), SPROUT_HOLD_AFTER_S="60"
+    )
+    fake_openai.set_reply(echo)
+    fake_openai.hang_next(600)  # no first token for ten minutes
+    cluster.send("explain q-6-0", "whatsapp:+447700900601")
+    fake_openai.wait_for_requests(1, timeout=15)
+    worker = cluster.workers[0]
+    worker.interrupt(signal.SIGTERM, within_s=grace_s + 10)  # 10: a generous margin
+    assert "Traceback" not in worker.log(), worker.log()[-3000:]
+    assert fake_twilio.messages == []
+
+    worker.start()  # the cut-off job is queued again once its lease is over
+    [answer] = fake_twilio.wait_for_messages(1, timeout=30)
+    assert answer.body == "Answer to q-6-0."
+    time.sleep(1.0)  # a second answer would arrive now
+    assert len(fake_twilio.messages) == 1

@@ -144,7 +144,7 @@ async def test_jobs_run_in_order_per_user_and_in_parallel_across_users() -> None
     for inbound_id in (1, 2, 3):
         dispatcher.dispatch("a", inbound_id)
     dispatcher.dispatch("b", 100)
-    await dispatcher.close()
+    await dispatcher.close(grace_s=60)
     a_events = [(i, what) for user, i, what in log if user == "a"]
     assert a_events == [
         (1, "start"),
@@ -299,8 +299,26 @@ async def test_a_job_that_fails_for_a_moment_is_run_again() -> None:
 
     dispatcher = InProcessDispatcher(flaky, retry_wait_s=0)
     dispatcher.dispatch("a", 7)
-    await dispatcher.close()
+    await dispatcher.close(grace_s=60)
     assert runs == [7, 7]
+
+
+async def test_a_job_cancelled_by_a_stop_is_not_run_again() -> None:
+    runs: list[int] = []
+    started = asyncio.Event()
+
+    async def never_answers(inbound_id: int) -> None:
+        runs.append(inbound_id)
+        if len(runs) == 1:  # a run again would be let through, to be seen here
+            started.set()
+            await asyncio.Event().wait()
+
+    dispatcher = InProcessDispatcher(never_answers, retry_wait_s=0)
+    dispatcher.dispatch("a", 7)
+    await started.wait()
+    await dispatcher.close(grace_s=0)
+    assert runs == [7], "cancelled, it resumes at the next start-up, not in a stopping process"
+    assert dispatcher.busy == 0
 
 
 async def test_many_jobs_writing_at_once_all_finish(store: Store, prompts: Prompts) -> None:

@@ -37,7 +37,7 @@ async def jobs(redis_server: RedisServer, store: Store) -> AsyncIterator[RedisJo
     jobs = RedisJobs(redis_server.url, store, lease_s=2)
     await jobs.start()
     yield jobs
-    await jobs.close()
+    await jobs.close(grace_s=20)
 
 
 RAIN = "Rain is water falling from clouds."
@@ -63,7 +63,7 @@ async def two_workers(
         other.serve(job, sweep_every_s=60, max_concurrent=10)
         yield other
     finally:
-        await other.close()
+        await other.close(grace_s=20)
 
 
 async def answered(store: Store, inbound_id: int, within_s: float = 15) -> None:
@@ -205,4 +205,33 @@ async def test_a_sweep_leaves_messages_of_channels_these_processes_do_not_serve(
         assert await jobs.sweep() == 1
         assert await jobs.redis.exists(_marker(whatsapp))
     finally:
-        await jobs.close()
+        await jobs.close(grace_s=20)
+
+
+async def test_a_job_cut_off_by_a_stop_leaves_its_message_to_the_sweep(
+    redis_server: RedisServer, store: Store
+) -> None:
+    started = asyncio.Event()
+
+    async def never_answers(inbound_id: int, user_id: str, lease: Lease) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    worker = RedisJobs(redis_server.url, store, lease_s=2)
+    await worker.start()
+    worker.serve(never_answers, sweep_every_s=60, max_concurrent=10)
+    inbound_id = await record(store, "SM1")
+    await worker.enqueue("whatsapp:+1", inbound_id)
+    await asyncio.wait_for(started.wait(), 10)
+    await worker.close(grace_s=0)
+
+    other = RedisJobs(redis_server.url, store, lease_s=2)
+    try:
+        assert not (await store.load_job(inbound_id)).done  # type: ignore[union-attr]
+        async with UserLease(other.redis, "whatsapp:+1", lease_s=2).held() as taken:
+            assert taken, "the stopped worker let the user's lease go"
+        assert await other.redis.exists(_marker(inbound_id)), "still marked as queued"
+        await other.redis.set(_marker(inbound_id), time.time() - 60)  # a lease later
+        assert await other.sweep() == 1
+    finally:
+        await other.close(grace_s=0)

@@ -3,8 +3,6 @@ app), each text message turned into an `Incoming` and handed to the core's durab
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -20,6 +18,7 @@ from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import Incoming, Media
 from sprout.core.ports import Accept
 from sprout.core.settings import Settings
+from sprout.core.tasks import TaskSet
 
 log = get_logger(__name__)
 
@@ -167,8 +166,8 @@ class TelegramUpdates:
         self.bot = channel.bot
         self.webhook = channel.webhook
         self._accept = accept
-        self._polling: asyncio.Task[None] | None = None
-        self._courtesies: set[asyncio.Task[None]] = set()
+        # Long polling, and "typing…" indicators (a courtesy: none is worth waiting for).
+        self._tasks = TaskSet("telegram")
 
     async def start(self) -> None:
         """Take updates: register the webhook, or start long polling."""
@@ -182,7 +181,7 @@ class TelegramUpdates:
             )
         else:
             poller = Poller(self.bot, self.handle, ALLOWED_UPDATES)
-            self._polling = asyncio.create_task(poller.run(), name="telegram-polling")
+            self._tasks.spawn(poller.run(), name="telegram-polling")
         log.info("telegram_started", mode="webhook" if self.webhook else "polling")
 
     async def handle(self, update: Update) -> None:
@@ -193,10 +192,8 @@ class TelegramUpdates:
             return
         fresh = await self._accept(incoming)
         log.info("telegram_inbound", user=user_ref(incoming.user_id), duplicate=not fresh)
-        if fresh:  # not awaited: the next update need not wait for it
-            task = asyncio.create_task(self._typing(chat_id_of(incoming.user_id)))
-            self._courtesies.add(task)
-            task.add_done_callback(self._courtesies.discard)
+        if fresh and not self._tasks.closing:  # not awaited: the next update need not wait
+            self._tasks.spawn(self._typing(chat_id_of(incoming.user_id)), name="telegram-typing")
 
     async def _typing(self, chat_id: int) -> None:
         try:
@@ -207,10 +204,4 @@ class TelegramUpdates:
     async def stop(self) -> None:
         """No more updates (a registered webhook stays: Telegram keeps updates while we restart;
         polled updates not yet recorded are offered again on the next start)."""
-        if self._polling is not None:
-            self._polling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._polling
-            self._polling = None
-        for task in list(self._courtesies):
-            task.cancel()
+        await self._tasks.close(grace_s=0)
