@@ -127,15 +127,15 @@ class Stopping:
         self.grace_s = grace_s
         self._deadline: float | None = None
 
-    def begin(self) -> None:
-        """Stopping starts now (the signal came): the grace counts from here."""
+    def begin(self) -> float:
+        """Stopping starts now (the signal came): the grace counts from here. The deadline."""
         if self._deadline is None:
             self._deadline = time.monotonic() + self.grace_s
+        return self._deadline
 
     def remaining_s(self) -> float:
-        self.begin()  # stopping for another reason (start-up failed): from now, then
-        assert self._deadline is not None
-        return max(0.0, self._deadline - time.monotonic())
+        # Stopping for another reason (start-up failed) counts from now.
+        return max(0.0, self.begin() - time.monotonic())
 
 
 @dataclass(frozen=True)
