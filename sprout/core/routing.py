@@ -77,11 +77,11 @@ _WHOLE_MESSAGES = {
 }  # fmt: skip
 
 
-def route(text: str, first_contact: bool = False) -> Route:
+def route(text: str) -> Route:
     """Place a message. The argument keeps the user's own casing and wording.
 
-    Anything unplaced is a conversation, except on first contact, when the help text is the
-    useful answer: it says what Sprout can do."""
+    Anything unplaced is a conversation, a newcomer's first message too: a question deserves
+    its answer, not the menu. A message with no words (an emoji, a dot) gets the help text."""
     whole = _NOT_WORDS.sub(" ", text).strip().casefold()
     if whole in _WHOLE_MESSAGES:
         return Route(_WHOLE_MESSAGES[whole], language=_LANGUAGE_OF.get(whole))
@@ -89,6 +89,6 @@ def route(text: str, first_contact: bool = False) -> Route:
     word = match["word"].casefold() if match else ""
     if match is not None and word in _LEADING_WORDS:
         return Route(_LEADING_WORDS[word], match["rest"].strip(), _LANGUAGE_OF.get(word))
-    if first_contact or not whole:
+    if not whole:
         return Route(Intent.HELP)
     return Route(Intent.CHAT, text.strip())

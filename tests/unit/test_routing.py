@@ -25,9 +25,9 @@ def test_commands_are_forgiving_and_keep_the_users_words(
     assert (result.intent, result.argument) == (intent, argument)
 
 
-@pytest.mark.parametrize("text", ["Explainer please", "what?", "my son is 2", "🦕"])
-def test_anything_unplaced_gets_help_on_first_contact(text: str) -> None:
-    assert route(text, first_contact=True).intent is Intent.HELP
+@pytest.mark.parametrize("text", ["🦕", "...", "  "])
+def test_a_message_without_words_gets_the_help_text(text: str) -> None:
+    assert route(text).intent is Intent.HELP
 
 
 @pytest.mark.parametrize("text", ["another one please", "Simpler?", "my son is 2", "🦕 roar"])
