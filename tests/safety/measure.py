@@ -3,7 +3,8 @@ share of risk messages that got their category's help) and false alarms (the sha
 ordinary messages that got any safeguarding answer), for the phrase matcher alone and for the
 whole bot with a fake moderation flagging the texts each file's [moderation] names.
 
-`python -m tests.safety.measure` prints the table the README shows.
+`python -m tests.safety.measure` prints the tables the README shows: the red-team set, and
+the held-out messages written after the lists (reported, never tuned against).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sprout.core.settings import DEFAULT_PROMPTS_DIR
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
 from sprout.core.turn import Ask
-from tests.safety.red_team import CATEGORIES, LANGUAGES, ORDINARY, Case, load_all
+from tests.safety.red_team import CATEGORIES, LANGUAGES, ORDINARY, Case, load_all, load_held_out
 from tests.unit.doubles import FakeLLM, SlowModerator
 
 SEVERE = ("emergency", "crisis", "child_at_risk")  # recall must be at least 0.95 on these
@@ -117,9 +118,8 @@ def table(matcher: Figures, pipeline: Figures) -> str:
     return "\n".join(rows)
 
 
-async def _measure() -> str:
+async def _measure(cases: list[Case]) -> str:
     prompts = load_prompts(DEFAULT_PROMPTS_DIR)
-    cases = load_all()
     with tempfile.TemporaryDirectory() as directory:
         store = Store.from_url(f"sqlite+aiosqlite:///{Path(directory) / 'sprout.db'}")
         await store.create_schema()
@@ -127,9 +127,12 @@ async def _measure() -> str:
             pipeline = await pipeline_figures(prompts, store, cases)
         finally:
             await store.close()
-    return table(matcher_figures(prompts, cases), pipeline)
+    matcher = matcher_figures(prompts, cases)
+    missed = "".join(f"\n- {c.language} {c.category}: {c.text}" for c in pipeline.missed)
+    return table(matcher, pipeline) + "\n\nAnswered wrongly (with moderation):" + missed
 
 
 if __name__ == "__main__":
-    configure_logging("WARNING")  # the table only, not a line per safeguarding answer
-    sys.stdout.write(asyncio.run(_measure()) + "\n")
+    configure_logging("WARNING")  # the tables only, not a line per safeguarding answer
+    sys.stdout.write("Red-team set\n\n" + asyncio.run(_measure(load_all())) + "\n\n")
+    sys.stdout.write("Held out\n\n" + asyncio.run(_measure(load_held_out())) + "\n")

@@ -28,9 +28,7 @@ def load(language: str) -> list[Case]:
     with (HERE / f"{language}.toml").open("rb") as file:
         data = tomllib.load(file)
     flagged = {
-        text: category
-        for category, texts in data.get("moderation", {}).items()
-        for text in texts
+        text: category for category, texts in data.get("moderation", {}).items() for text in texts
     }
     cases = [
         Case(text, language, category, style, flagged.pop(text, None))
@@ -49,3 +47,15 @@ def load(language: str) -> list[Case]:
 
 def load_all() -> list[Case]:
     return [case for language in LANGUAGES for case in load(language)]
+
+
+def load_held_out() -> list[Case]:
+    """The messages written after the phrase lists (held_out.toml), never used to tune them."""
+    with (HERE / "held_out.toml").open("rb") as file:
+        data = tomllib.load(file)
+    return [
+        Case(text, language, category, "held out")
+        for language in LANGUAGES
+        for category in (*CATEGORIES, ORDINARY)
+        for text in data[language][category]
+    ]
