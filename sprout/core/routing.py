@@ -38,11 +38,13 @@ class Route:
 _LANGUAGE_OF = {
     **dict.fromkeys(
         ["explica", "explicame", "explícame", "actividad", "actividades", "ajustes", "hola",
+         "buenos dias", "buenos días", "buenas tardes", "buenas", "hola sprout",
          "ayuda", "nuevo", "olvidame", "olvídame", "borra mis datos", "parar", "empezar"],
         "es",
     ),
     **dict.fromkeys(
-        ["esbonia", "gweithgaredd", "gweithgareddau", "gosodiadau", "shwmae", "helo", "newydd",
+        ["esbonia", "gweithgaredd", "gweithgareddau", "gosodiadau", "shwmae", "helo",
+         "bore da", "prynhawn da", "noswaith dda", "helo sprout", "newydd",
          "anghofia fi", "dilea fy nata", "stopio", "dechrau"],
         "cy",
     ),
@@ -63,7 +65,10 @@ _LEADING_WORDS = {
 # Commands that are the whole message.
 _WHOLE_MESSAGES = {
     **dict.fromkeys(
-        ["hi", "hello", "hey", "hiya", "help", "menu", "hola", "ayuda", "helo", "shwmae"],
+        ["hi", "hello", "hey", "hiya", "help", "menu", "hola", "ayuda", "helo", "shwmae",
+         "hi there", "hello there", "hey there", "hi sprout", "hello sprout", "good morning",
+         "good afternoon", "good evening", "buenos dias", "buenos días", "buenas tardes", "buenas",
+         "hola sprout", "bore da", "prynhawn da", "noswaith dda", "helo sprout"],
         Intent.HELP,
     ),
     **dict.fromkeys(["reset", "new", "new chat", "start again", "nuevo", "newydd"], Intent.RESET),
