@@ -117,7 +117,7 @@ async def _outside_alone(
 
     async def requests(i: int) -> None:
         incoming = _incoming(i)
-        await moderator.flagged(incoming.text)
+        await moderator.flags(incoming.text)
         text = "".join([str(item) async for item in model.stream(messages)])
         for _ in range(sends_per_message):
             await sender.send(incoming, text)

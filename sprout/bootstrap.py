@@ -107,7 +107,7 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 @asynccontextmanager
 async def open_core(settings: Settings, prompts: Prompts | None = None) -> AsyncIterator[Core]:
     # Prompts first: a broken prompt file stops start-up before anything opens.
-    prompts = prompts or load_prompts(settings.prompts_dir)
+    prompts = prompts or load_prompts(settings.prompts_dir, settings.region)
     async with open_store(settings) as store:
         model = build_model(settings)
         if settings.demo_mode:

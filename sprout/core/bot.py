@@ -1,8 +1,10 @@
 """Bot: the one entry point channels call. Message in, rendered chunks out, as they are ready.
 
 Answering a message goes through stages, each in its own module: listen (a voice note's
-words), decide (route, limits, commands), screen the request, generate (prompt, model,
-tools), screen the answer. The Bot only loads what they read and composes them.
+words), screen the request with the phrase lists (before anything else: a message that shows
+a risk is answered by safeguard, with the right help first), decide (route, limits,
+commands), generate (prompt, model, tools) beside moderation, screen the answer. The Bot only
+loads what they read and composes them.
 """
 
 from __future__ import annotations
@@ -21,14 +23,21 @@ from sprout.core.llm import ChatModel, Moderator, Transcriber
 from sprout.core.messages import ChannelSpec, Incoming
 from sprout.core.ports import Preview
 from sprout.core.profile import Profile
-from sprout.core.prompts import Prompts
+from sprout.core.prompts import FLAGGED, Prompts
 from sprout.core.ratelimit import RateLimit
 from sprout.core.routing import Intent
+from sprout.core.safeguard import Safeguard, Safeguarding
+from sprout.core.safety import Category, Concern
 from sprout.core.screening import REFUSED_KIND, RequestScreen, ScreenedAnswer
 from sprout.core.store import Store
 from sprout.core.turn import Ask, LiveView, Turn, fixed_chunks
 
-HISTORY_KINDS = frozenset({Intent.EXPLAIN.value, Intent.ACTIVITIES.value, Intent.CHAT.value})
+# What the model sees of earlier turns: its own answers, and the safeguarding ones (the
+# conversation goes on after them, and the model should know what was said).
+HISTORY_KINDS = frozenset(
+    {Intent.EXPLAIN.value, Intent.ACTIVITIES.value, Intent.CHAT.value}
+    | {category.value for category in Category}
+)
 _LATEST = sys.maxsize  # answering outside the job log: every stored turn is history
 
 
@@ -47,17 +56,27 @@ class BotConfig:
 
 class Answer:
     """A message's answer: iterate for its chunks as they are ready. `kind` and `language`
-    say what it was (for the record); `kind` is final once the chunks are read."""
+    say what it was (for the record), `concern` what safeguarding found; `kind` and
+    `concern` are final once the chunks are read."""
 
-    def __init__(self, decision: Decision, chunks: AsyncIterator[Chunk] | ScreenedAnswer) -> None:
+    def __init__(
+        self, decision: Decision | Safeguarding, chunks: AsyncIterator[Chunk] | ScreenedAnswer
+    ) -> None:
         self._decision = decision
         self._chunks = chunks
         self.language = decision.language
 
     @property
+    def concern(self) -> Concern | None:
+        if isinstance(self._chunks, ScreenedAnswer):
+            return self._chunks.concern
+        return self._decision.concern if isinstance(self._decision, Safeguarding) else None
+
+    @property
     def kind(self) -> str | None:
-        if isinstance(self._chunks, ScreenedAnswer) and self._chunks.refused:
-            return REFUSED_KIND
+        if isinstance(self._chunks, ScreenedAnswer) and self._chunks.held:
+            concern = self._chunks.concern
+            return concern.primary.value if concern else REFUSED_KIND
         return self._decision.kind
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
@@ -73,9 +92,10 @@ class Bot:
         self._store = store
         self._listener = Listener(config.transcriber, store) if config.transcriber else None
         self._decide = Decide(store, prompts, Limits(config.max_input_chars, config.rate_limit))
-        self._screen = RequestScreen(config.moderator)
+        self._screen = RequestScreen(prompts.safeguarding.matcher, config.moderator)
         limits = ModelLimits(config.history_tokens, config.model_attempts, config.retry_wait_s)
         self._generate = Generate(model, prompts, store, limits)
+        self._safeguard = Safeguard(prompts, self._generate)
 
     @property
     def model(self) -> ChatModel:
@@ -85,14 +105,19 @@ class Bot:
         """Decide how to answer (carrying out commands); the chunks come as it is iterated."""
         view = LiveView(ask.on_text)
         turn = await self._turn(ask)
+        concern = self._screen.check(turn)
+        if concern is not None:  # before routing: whatever else the message asks
+            safeguarding = self._safeguard.decide(turn, concern)
+            return Answer(safeguarding, self._safeguard.answer(turn, safeguarding, view))
         decision = await self._decide(turn)
         if isinstance(decision, ForModel):
+            asked = turn
+            if decision.first:  # a newcomer's question: answered, after saying who answers
+                intro = self.prompts.text("intro", decision.language)
+                asked = replace(turn, lead=turn.lead + intro + "\n\n")
             verdict = self._screen.start(turn)
-            chunks = self._generate.stream(turn, decision.intent, decision.argument, verdict, view)
-            refusal = Fixed(REFUSED_KIND, decision.language)
-            return Answer(
-                decision, ScreenedAnswer(chunks, verdict, self._fixed(refusal, turn, view))
-            )
+            chunks = self._generate.stream(asked, decision.intent, decision.argument, verdict, view)
+            return Answer(decision, ScreenedAnswer(chunks, verdict, self._instead(turn, view)))
         if isinstance(decision, Fixed):
             return Answer(decision, _each(self._fixed(decision, turn, view)))
         return Answer(decision, _each(list))
@@ -125,6 +150,21 @@ class Bot:
         if heard is None:
             return replace(turn, unheard=True)
         return replace(turn, incoming=heard, lead=heard_line(heard.text))
+
+    def _instead(
+        self, turn: Turn, view: LiveView
+    ) -> Callable[[Concern | None], AsyncIterator[Chunk]]:
+        """What replaces an answer moderation held back: the help for what it was flagged
+        for, or the safe text when none of our categories covers it."""
+
+        def instead(concern: Concern | None) -> AsyncIterator[Chunk]:
+            if concern is not None:
+                safeguarding = self._safeguard.decide(turn, concern)
+                return self._safeguard.answer(turn, safeguarding, view)
+            text = self.prompts.safeguarding.response(FLAGGED, turn.profile.language)
+            return _each(lambda: view.blocks(fixed_chunks(text, turn.spec)))
+
+        return instead
 
     def _fixed(self, fixed: Fixed, turn: Turn, view: LiveView) -> Callable[[], list[Chunk]]:
         """The fixed text's chunks, shown to the live view when they are taken."""

@@ -44,11 +44,13 @@ class Silent:
 
 @dataclass(frozen=True)
 class ForModel:
-    """The model answers: `intent` with the user's `argument`."""
+    """The model answers: `intent` with the user's `argument` (`first`: a newcomer's first
+    message, answered after a line saying what Sprout is)."""
 
     intent: Intent
     argument: str
     language: str | None
+    first: bool = False
 
     @property
     def kind(self) -> str:
@@ -72,7 +74,7 @@ class Decide:
         self._forgetting = Forgetting(store)
 
     async def __call__(self, turn: Turn) -> Decision:
-        request = route(turn.incoming.text, turn.state.first_contact)
+        request = route(turn.incoming.text)
         # Fixed texts: the profile's language, else the one the user's command word is in.
         language = turn.profile.language or request.language
         if turn.unheard:
@@ -85,7 +87,8 @@ class Decide:
         key, values = await self._command(turn, request)
         if key is not None:
             return Fixed(key, language, values)
-        return ForModel(request.intent, request.argument, language)
+        first = turn.state.first_contact and request.intent is Intent.CHAT
+        return ForModel(request.intent, request.argument, language, first)
 
     async def _rate_limited(self, user: str, request: Route) -> Verdict | None:
         if self._limits.rate_limit is None or request.intent in _ALWAYS_ALLOWED:

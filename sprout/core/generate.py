@@ -13,9 +13,10 @@ from sprout.core.history import recent_history
 from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools, Truncated
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import BLOCK_SEPARATOR
-from sprout.core.profile import Profile
+from sprout.core.profile import LANGUAGE_NAMES, Profile
 from sprout.core.prompts import ChatMessage, Prompts
 from sprout.core.routing import Intent
+from sprout.core.safety import Category
 from sprout.core.screening import Verdict
 from sprout.core.store import Store, UserState
 from sprout.core.turn import LiveView, Turn, fixed_chunks, profile_summary
@@ -44,6 +45,16 @@ class _Request:
     profile: Profile
     max_tokens: int
     lead: str = ""  # opens the answer unless part of it is out already
+
+
+@dataclass(frozen=True)
+class KindReply:
+    """What the kind reply after a safeguarding response needs: the category, the help the
+    parent was just sent, and the language of that help."""
+
+    category: Category
+    help_text: str
+    language: str | None
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,26 @@ class Generate:
             async for item in self._answer(turn, again, verdict, view):
                 if isinstance(item, Chunk):
                     yield item
+
+    async def kind_reply(
+        self, turn: Turn, reply: KindReply, view: LiveView
+    ) -> AsyncIterator[Chunk]:
+        """A short reply that listens, under the safeguarding prompt, after the help (no
+        tools: nothing is saved from a message like this)."""
+        safeguarding = self._prompts.safeguarding
+        language = turn.profile.language_name() or LANGUAGE_NAMES.get(reply.language or "")
+        system, user = safeguarding.reply.messages(
+            language=language or "the same language as the user's message",
+            concern=safeguarding.guidance[reply.category],
+            help=reply.help_text,
+            message=turn.incoming.text,
+        )
+        history = recent_history(turn.state.history, self._limits.history_tokens)
+        messages = [system, *history, user]
+        request = _Request(messages, (), turn.profile, safeguarding.reply.max_tokens)
+        async for item in self._answer(turn, request, Verdict(None), view):
+            if isinstance(item, Chunk):
+                yield item
 
     def _request(
         self, intent: Intent, argument: str, profile: Profile, state: UserState, lead: str = ""

@@ -91,18 +91,21 @@ class OpenAITranscriber:
 
 
 class Moderator(Protocol):
-    async def flagged(self, text: str) -> bool:
-        """Whether the text asks for something a family assistant must not answer."""
+    async def flags(self, text: str) -> frozenset[str]:
+        """The moderation categories the text is flagged for ("self-harm", "violence"...);
+        empty when it is not flagged."""
         ...
 
 
 MODERATION_TIMEOUT_S = 5.0
+_PASSED: frozenset[str] = frozenset()
 
 
 class OpenAIModerator:
     """The server's `moderations` endpoint. It fails open: the chat model keeps its own safety
-    training, and a parent must not go unanswered because a check is down. A server without
-    the endpoint (most local ones) is not asked again."""
+    training, the offline phrase matcher has already read the message, and a parent must not
+    go unanswered because a check is down. A server without the endpoint (most local ones) is
+    not asked again."""
 
     def __init__(self, client: openai.AsyncOpenAI, model: str) -> None:
         # The answer waits for the verdict: a slow check gives up (open) after seconds, not
@@ -111,23 +114,29 @@ class OpenAIModerator:
         self.model = model
         self.available = True
 
-    async def flagged(self, text: str) -> bool:
+    async def flags(self, text: str) -> frozenset[str]:
         if not self.available or not text.strip():
-            return False
+            return _PASSED
         try:
             response = await self._client.moderations.create(model=self.model, input=text)
-            hits = [result for result in response.results if result.flagged]
-            categories = hits[0].categories.model_dump() if hits else {}
+            flagged = [result for result in response.results if result.flagged]
+            categories = frozenset(
+                name
+                for result in flagged
+                for name, hit in result.categories.model_dump(by_alias=True).items()
+                if hit
+            )
         except (openai.NotFoundError, openai.BadRequestError) as error:
             self.available = False
             log.warning("moderation_unavailable", error=type(error).__name__)
-            return False
+            return _PASSED
         except Exception as error:  # fails open, whatever went wrong
             log.warning("moderation_failed", error=type(error).__name__)
-            return False
-        if hits:
-            log.info("message_flagged", categories=sorted(k for k, v in categories.items() if v))
-        return bool(hits)
+            return _PASSED
+        if flagged:
+            log.info("message_flagged", categories=sorted(categories))
+        # A result flagged with no category named still holds the answer back.
+        return categories or (frozenset({"flagged"}) if flagged else _PASSED)
 
 
 class OpenAIChatModel:

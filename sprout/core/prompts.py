@@ -6,12 +6,15 @@ the file: a typo in a prompt must not surface as a confused answer to a parent.
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
+
+from sprout.core.safety import Category, PhraseError, PhraseList, PhraseMatcher
 
 
 class PromptError(RuntimeError):
@@ -28,11 +31,16 @@ TEXT_KEYS = frozenset(
         "help", "explain_empty", "activities_empty", "hold", "apology", "too_long",
         "media_only", "settings", "profile_saved", "reset_done", "forgotten", "stopped",
         "places_indoors", "places_outdoors", "places_both", "all_areas", "not_set",
-        "age_years", "age_months", "slow_down", "voice_failed", "unsafe", "cut_short",
+        "age_years", "age_months", "slow_down", "voice_failed", "intro", "cut_short",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n"})
 DEFAULT_LANGUAGE = "en"
+DEFAULT_REGION = "uk"
+# The help a region offers, as its file names them; safeguarding responses use them.
+SERVICES = frozenset({"emergency", "health", "child", "crisis", "domestic_abuse"})
+FLAGGED = "flagged"  # the response to a request moderation flagged that no category covers
+_REGION_NAME = re.compile(r"[a-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,22 @@ class Template:
 
 
 @dataclass(frozen=True)
+class Safeguarding:
+    """What the safeguarding stages read: the phrase matcher, each category's response per
+    language (with the region's numbers in), and the prompt for the kind reply after it."""
+
+    matcher: PhraseMatcher
+    responses: Mapping[str, Mapping[str, str]]  # language -> category (or FLAGGED) -> text
+    reply: Template
+    guidance: Mapping[Category, str]  # what the kind reply should do, per category
+    region: str
+
+    def response(self, key: str, language: str | None = None) -> str:
+        table = self.responses.get(language or DEFAULT_LANGUAGE)
+        return (table or self.responses[DEFAULT_LANGUAGE])[key]
+
+
+@dataclass(frozen=True)
 class Prompts:
     explain: Template
     activities: Template
@@ -59,10 +83,14 @@ class Prompts:
     continue_instruction: str
     eyfs_areas: Mapping[str, str]
     texts: Mapping[str, Mapping[str, str]]
+    safeguarding: Safeguarding
 
     def text(self, key: str, language: str | None = None, **values: str) -> str:
         table = self.texts.get(language or DEFAULT_LANGUAGE) or self.texts[DEFAULT_LANGUAGE]
         return table[key].format(**values).strip()
+
+    def has_language(self, language: str | None) -> bool:
+        return language in self.texts
 
     def areas_description(self, chosen: tuple[str, ...] = ()) -> str:
         names = chosen or tuple(self.eyfs_areas)
@@ -112,7 +140,92 @@ def _texts(directory: Path) -> dict[str, dict[str, str]]:
     return texts
 
 
-def load_prompts(directory: Path) -> Prompts:
+def _region(directory: Path, region: str) -> dict[str, dict[str, str]]:
+    """The region's services, per language: "" holds the defaults, a language's table what
+    it says differently."""
+    if not _REGION_NAME.fullmatch(region):
+        raise PromptError(f"SPROUT_REGION {region!r}: lower-case letters, digits, - and _ only")
+    path = directory / "regions" / f"{region}.toml"
+    if not path.is_file():
+        raise PromptError(f"region file missing: {path} (set SPROUT_REGION, or add the file)")
+    data = _read(path)
+    tables = {key: value for key, value in data.items() if isinstance(value, dict)}
+    base = tables.pop("services", None)
+    if base is None or SERVICES - base.keys():
+        raise PromptError(f"{path}: [services] must give {sorted(SERVICES)}")
+    services = {"": {key: _string(base, key, path, frozenset()) for key in SERVICES}}
+    for language, table in tables.items():
+        unknown = table.keys() - SERVICES
+        if unknown:
+            raise PromptError(f"{path}: [{language}] names unknown services {sorted(unknown)}")
+        services[language] = {key: _string(table, key, path, frozenset()) for key in table}
+    return services
+
+
+def _phrase_list(path: Path, data: Mapping[str, Any]) -> PhraseList:
+    matching, spellings = data.get("matching", {}), data.get("spellings", {})
+    phrases: dict[Category, tuple[str, ...]] = {}
+    for category in Category:
+        found = data[category.value].get("phrases")
+        if not isinstance(found, list) or not found or not all(isinstance(p, str) for p in found):
+            raise PromptError(f"{path}: [{category.value}] phrases must be a list of phrases")
+        phrases[category] = tuple(found)
+    if not all(isinstance(v, str) for v in spellings.values()):
+        raise PromptError(f"{path}: [spellings] must map words to words")
+    return PhraseList(
+        path.stem,
+        phrases,
+        spellings,
+        frozenset(matching.get("real_words", ())),
+        bool(matching.get("split_apostrophes", False)),
+    )
+
+
+def _safety(directory: Path, region: str) -> tuple[list[PhraseList], dict[str, dict[str, str]]]:
+    """Each language's phrase list, and its responses with the region's numbers filled in."""
+    services = _region(directory, region)
+    keys = [category.value for category in Category] + [FLAGGED]
+    lists, responses = [], {}
+    for path in sorted((directory / "safety").glob("*.toml")):
+        data = _read(path)
+        tables = {key: value for key, value in data.items() if isinstance(value, dict)}
+        unknown = data.keys() - {*keys, "matching", "spellings"}
+        missing = [key for key in keys if key not in tables]
+        if unknown or missing:
+            raise PromptError(f"{path}: unknown {sorted(unknown)}, missing {missing} tables")
+        lists.append(_phrase_list(path, tables))
+        numbers = {**services[""], **services.get(path.stem, {})}
+        responses[path.stem] = {
+            key: _string(tables[key], "response", path, SERVICES).format(**numbers).strip()
+            for key in keys
+        }
+    if DEFAULT_LANGUAGE not in responses:
+        raise PromptError(f"{directory / 'safety'}: no {DEFAULT_LANGUAGE}.toml")
+    return lists, responses
+
+
+def _safeguarding(directory: Path, region: str) -> Safeguarding:
+    lists, responses = _safety(directory, region)
+    try:
+        matcher = PhraseMatcher(lists)
+    except PhraseError as error:
+        raise PromptError(f"{directory / 'safety'}: {error}") from None
+    path = directory / "safeguarding.toml"
+    reply = _template(path, frozenset({"language", "concern", "help", "message"}))
+    guidance = _read(path).get("guidance")
+    kind = [category for category in Category if category is not Category.EMERGENCY]
+    if not isinstance(guidance, dict):
+        raise PromptError(f"{path}: [guidance] missing")
+    return Safeguarding(
+        matcher,
+        responses,
+        reply,
+        {category: _string(guidance, category.value, path, frozenset()) for category in kind},
+        region,
+    )
+
+
+def load_prompts(directory: Path, region: str = DEFAULT_REGION) -> Prompts:
     if not directory.is_dir():
         raise PromptError(f"prompts directory not found: {directory} (set SPROUT_PROMPTS_DIR)")
     areas = _read(directory / "eyfs.toml").get("areas")
@@ -141,4 +254,5 @@ def load_prompts(directory: Path) -> Prompts:
         ).strip(),
         eyfs_areas={str(name): str(text) for name, text in areas.items()},
         texts=_texts(directory / "texts"),
+        safeguarding=_safeguarding(directory, region),
     )

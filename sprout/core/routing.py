@@ -38,11 +38,13 @@ class Route:
 _LANGUAGE_OF = {
     **dict.fromkeys(
         ["explica", "explicame", "explícame", "actividad", "actividades", "ajustes", "hola",
+         "buenos dias", "buenos días", "buenas tardes", "buenas", "hola sprout",
          "ayuda", "nuevo", "olvidame", "olvídame", "borra mis datos", "parar", "empezar"],
         "es",
     ),
     **dict.fromkeys(
-        ["esbonia", "gweithgaredd", "gweithgareddau", "gosodiadau", "shwmae", "helo", "newydd",
+        ["esbonia", "gweithgaredd", "gweithgareddau", "gosodiadau", "shwmae", "helo",
+         "bore da", "prynhawn da", "noswaith dda", "helo sprout", "newydd",
          "anghofia fi", "dilea fy nata", "stopio", "dechrau"],
         "cy",
     ),
@@ -63,7 +65,10 @@ _LEADING_WORDS = {
 # Commands that are the whole message.
 _WHOLE_MESSAGES = {
     **dict.fromkeys(
-        ["hi", "hello", "hey", "hiya", "help", "menu", "hola", "ayuda", "helo", "shwmae"],
+        ["hi", "hello", "hey", "hiya", "help", "menu", "hola", "ayuda", "helo", "shwmae",
+         "hi there", "hello there", "hey there", "hi sprout", "hello sprout", "good morning",
+         "good afternoon", "good evening", "buenos dias", "buenos días", "buenas tardes", "buenas",
+         "hola sprout", "bore da", "prynhawn da", "noswaith dda", "helo sprout"],
         Intent.HELP,
     ),
     **dict.fromkeys(["reset", "new", "new chat", "start again", "nuevo", "newydd"], Intent.RESET),
@@ -77,11 +82,11 @@ _WHOLE_MESSAGES = {
 }  # fmt: skip
 
 
-def route(text: str, first_contact: bool = False) -> Route:
+def route(text: str) -> Route:
     """Place a message. The argument keeps the user's own casing and wording.
 
-    Anything unplaced is a conversation, except on first contact, when the help text is the
-    useful answer: it says what Sprout can do."""
+    Anything unplaced is a conversation, a newcomer's first message too: a question deserves
+    its answer, not the menu. A message with no words (an emoji, a dot) gets the help text."""
     whole = _NOT_WORDS.sub(" ", text).strip().casefold()
     if whole in _WHOLE_MESSAGES:
         return Route(_WHOLE_MESSAGES[whole], language=_LANGUAGE_OF.get(whole))
@@ -89,6 +94,6 @@ def route(text: str, first_contact: bool = False) -> Route:
     word = match["word"].casefold() if match else ""
     if match is not None and word in _LEADING_WORDS:
         return Route(_LEADING_WORDS[word], match["rest"].strip(), _LANGUAGE_OF.get(word))
-    if first_contact or not whole:
+    if not whole:
         return Route(Intent.HELP)
     return Route(Intent.CHAT, text.strip())

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     data_dir: Path = Field(Path("./data"), validation_alias=_env("SPROUT_DATA_DIR"))
     prompts_dir: Path = Field(DEFAULT_PROMPTS_DIR, validation_alias=_env("SPROUT_PROMPTS_DIR"))
+    # Where the safeguarding help numbers come from: prompts/regions/<region>.toml.
+    region: str = Field("uk", validation_alias=_env("SPROUT_REGION"))
     port: int = Field(5000, validation_alias=_env("PORT"))
 
     hold_after_s: float = Field(5.0, validation_alias=_env("SPROUT_HOLD_AFTER_S"))

@@ -89,6 +89,7 @@ class FakeOpenAI(FakeService):
         self._transcriptions: list[dict[str, Any]] = []
         self._moderations: list[dict[str, Any]] = []
         self._harmful: tuple[str, ...] = ()
+        self._harm_category = "violence"
         self._moderation_supported = True
 
     @property
@@ -150,10 +151,11 @@ class FakeOpenAI(FakeService):
         with self._lock:
             return list(self._moderations)
 
-    def flag_inputs_containing(self, *words: str) -> None:
-        """Moderation flags any input with one of these words (as violence)."""
+    def flag_inputs_containing(self, *words: str, category: str = "violence") -> None:
+        """Moderation flags any input with one of these words, as `category`."""
         with self._lock:
             self._harmful = tuple(word.lower() for word in words)
+            self._harm_category = category
 
     def without_moderation(self) -> None:
         """Answer moderations 404, as most local OpenAI-compatible servers do."""
@@ -188,12 +190,13 @@ class FakeOpenAI(FakeService):
         with self._lock:
             self._moderations.append(body)
             supported, harmful = self._moderation_supported, self._harmful
+            category = self._harm_category
         if not supported:
             return web.json_response(error_body(404, "Not found"), status=404)
         text = str(body.get("input", "")).lower()
         flagged = any(word in text for word in harmful)
         categories = {name: False for name in MODERATION_CATEGORIES}
-        categories["violence"] = flagged
+        categories[category] = flagged
         result = {
             "flagged": flagged,
             "categories": categories,

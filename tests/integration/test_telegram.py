@@ -158,3 +158,22 @@ def test_webhook_mode_checks_the_secret(
     assert answer.text == to_telegram_html(SKY).text
     time.sleep(0.5)
     assert len(fake_telegram.messages(9)) == 1 and len(fake_openai.requests) == 1
+
+
+def test_a_crisis_as_the_very_first_message_gets_the_right_number(
+    fake_telegram: FakeTelegram,  # first: it must outlive the server
+    server_factory: Callable[..., SproutServer],
+    fake_openai: FakeOpenAI,
+) -> None:
+    server_factory(**telegram_env(fake_telegram))
+    listening = "Thank you for telling me. You matter."
+    fake_openai.set_reply(listening)
+    fake_telegram.push_text(21, "i want to kill myself")
+
+    def complete() -> list[BotMessage]:
+        messages = fake_telegram.messages(21)
+        return messages if listening in "".join(m.text for m in messages) else []
+
+    text = "".join(m.text for m in fake_telegram.wait_for(complete, 15, "help and reply"))
+    assert "116 123" in text and "999" in text
+    assert text.index("116 123") < text.index(listening), "the help comes first"

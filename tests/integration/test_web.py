@@ -76,6 +76,14 @@ def test_a_question_gets_a_streamed_answer(page: AppTest) -> None:
     assert any("first text" in caption.value for caption in page.caption)
 
 
+def test_a_crisis_as_the_very_first_message_gets_the_right_number(page: AppTest) -> None:
+    _ask(page, "I think I have postnatal depression and I can't cope")
+    texts = "\n".join(markdown.value for markdown in page.markdown)
+    assert "116 123" in texts and "Samaritans" in texts
+    assert "Rain, part 1" in texts, "then the model's reply (the fake says this to everything)"
+    assert texts.index("116 123") < texts.index("Rain, part 1")
+
+
 def test_compare_view_shows_the_whatsapp_channels_bubbles(page: AppTest) -> None:
     _ask(page)
     [phone] = [m.value for m in page.markdown if "sprout-whatsapp" in m.value]

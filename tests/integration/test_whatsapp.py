@@ -359,3 +359,25 @@ def test_a_model_repeating_itself_is_stopped(
     time.sleep(1.0)
     assert len(fake_twilio.messages) == 1
     assert message.body.count(line) < 3
+
+
+def test_a_crisis_as_the_very_first_message_gets_the_right_number(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    listening = "I'm really glad you told me. Are you safe right now?"
+    fake_openai.set_reply(listening)
+    sprout.send("I can't cope anymore, I keep thinking about ending it all")
+    help_message, reply = fake_twilio.wait_for_messages(2, timeout=10)
+    assert "116 123" in help_message.body and "999" in help_message.body
+    assert "Samaritans" in help_message.body
+    assert reply.body == listening, "then someone listens"
+    assert "116 123" in fake_openai.requests[0]["messages"][0]["content"]
+    # An emergency, first message too: the number alone, at once, no model asked.
+    sprout.send("my baby has gone blue and isn't breathing", sender="whatsapp:+447700900009")
+    [emergency] = fake_twilio.wait_for_messages(1, timeout=10, to="whatsapp:+447700900009")
+    assert "999" in emergency.body
+    time.sleep(0.5)
+    assert len(fake_openai.requests) == 1
+    log = sprout.log()
+    assert '"categories": ["crisis"]' in log and '"categories": ["emergency"]' in log
+    assert "cope" not in log and "breathing" not in log, "the category is logged, not the words"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -114,13 +114,18 @@ class FakeTranscriber:
 @dataclass
 class SlowModerator:
     """Gives its verdict only once the model has been asked (moderation and the model's first
-    tokens overlap); flags texts containing any of `harmful`."""
+    tokens overlap); flags texts containing any of `harmful` as `category`, and the whole
+    texts in `chosen` as the category given for each."""
 
     model: FakeLLM
     harmful: tuple[str, ...] = ()
+    category: str = "violence"
+    chosen: Mapping[str, str] = field(default_factory=dict)
     checked: list[str] = field(default_factory=list)
 
-    async def flagged(self, text: str) -> bool:
+    async def flags(self, text: str) -> frozenset[str]:
         self.checked.append(text)
         await asyncio.wait_for(self.model.asked.wait(), timeout=5)
-        return any(word in text for word in self.harmful)
+        if text in self.chosen:
+            return frozenset({self.chosen[text]})
+        return frozenset({self.category}) if any(w in text for w in self.harmful) else frozenset()

@@ -1,10 +1,11 @@
 from sprout.core.bot import Bot, BotConfig
 from sprout.core.formatting import to_whatsapp
 from sprout.core.messages import Incoming, Media, utf16_len
-from sprout.core.prompts import Prompts
+from sprout.core.prompts import FLAGGED, Prompts
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
-from tests.unit.doubles import FakeLLM, SlowModerator
+from sprout.core.turn import Ask
+from tests.unit.doubles import FakeLLM, FakeTranscriber, SlowModerator, StoredMedia
 
 
 def message(text: str, media: tuple[Media, ...] = ()) -> Incoming:
@@ -137,5 +138,77 @@ async def test_a_flagged_request_gets_the_safe_text_and_nothing_of_the_answer(
     shown: list[str] = []
     asked = message("Explain how to hurt a cat")
     chunks = [chunk.text async for chunk in bot.chunks(asked, WHATSAPP, on_text=shown.append)]
-    assert chunks == [to_whatsapp(prompts.text("unsafe")).text]
+    assert chunks == [to_whatsapp(prompts.safeguarding.response(FLAGGED)).text]
     assert "never" not in "".join(shown), "nothing of the answer reached a live view either"
+
+
+async def test_a_first_message_that_is_a_question_is_answered_after_an_introduction(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM("Try a puddle walk!")
+    [answer] = await Bot(model, prompts, store).reply(message("rainy day ideas?"), WHATSAPP)
+    intro = to_whatsapp(prompts.text("intro")).text
+    assert answer == intro + "\n\nTry a puddle walk!"
+    assert model.requests[0][-1]["content"] == "rainy day ideas?"
+
+
+async def test_a_crisis_as_the_first_message_gets_the_help_first_then_a_kind_reply(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM("I'm really glad you told me.")
+    help_text, reply = await Bot(model, prompts, store).reply(
+        message("I can't cope anymore, I want to end my life"), WHATSAPP
+    )
+    assert "116 123" in help_text and "999" in help_text
+    assert reply == "I'm really glad you told me."
+    [request] = model.requests
+    assert "116 123" in request[0]["content"], "the model knows what the parent was sent"
+    assert model.tools_offered == [()]
+
+
+async def test_an_emergency_gets_the_help_alone_without_asking_the_model(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM()
+    chunks = await Bot(model, prompts, store).reply(
+        message("my son swallowed a button battery"), WHATSAPP
+    )
+    assert len(chunks) == 1 and "999" in chunks[0]
+    assert model.requests == []
+
+
+async def test_an_opted_out_parent_still_gets_the_help(prompts: Prompts, store: Store) -> None:
+    await store.set_opted_out(message("").user_id, True)
+    chunks = await Bot(FakeLLM(), prompts, store).reply(message("baby not breathing"), WHATSAPP)
+    assert "999" in chunks[0]
+
+
+async def test_moderation_flagging_self_harm_gets_the_crisis_help_not_the_answer(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM("Something that must never be shown.")
+    words = "I keep thinking about walking away from everything"  # no phrase of ours
+    moderator = SlowModerator(model, chosen={words: "self-harm/intent"})
+    bot = Bot(model, prompts, store, BotConfig(moderator=moderator))
+    answer = await bot.begin(Ask(message(words), WHATSAPP))
+    help_text, reply = [chunk.text async for chunk in answer]
+    assert help_text == to_whatsapp(prompts.safeguarding.response("crisis")).text
+    assert reply == "Something that must never be shown.", "the kind reply, asked anew"
+    assert "116 123" in model.requests[-1][0]["content"]
+    assert answer.kind == "crisis"
+    assert answer.concern is not None and answer.concern.source == "moderation"
+
+
+async def test_a_voice_note_in_crisis_gets_what_was_heard_then_the_help(
+    prompts: Prompts, store: Store
+) -> None:
+    transcriber = FakeTranscriber("I think I have postnatal depression")
+    config = BotConfig(transcriber=transcriber)
+    bot = Bot(FakeLLM("Thank you for telling me."), prompts, store, config)
+    note = message("", media=(Media("https://api.twilio.com/x", "audio/ogg"),))
+    media = StoredMedia({"https://api.twilio.com/x": b"OggS"})
+    answer = await bot.begin(Ask(note, WHATSAPP, media=media))
+    chunks = [chunk.text async for chunk in answer]
+    assert chunks[0].startswith("🎤 _“I think I have postnatal depression”_")
+    assert "116 123" in chunks[0]
+    assert answer.kind == "crisis"

@@ -68,9 +68,23 @@ async def test_a_follow_up_sees_the_previous_turn(chat: Chat) -> None:
     assert chat.model.tools_offered[-1], "the profile tool is offered in conversation"
 
 
-async def test_unplaced_text_on_first_contact_gets_help(chat: Chat) -> None:
-    [reply] = await chat.say("another one please")
-    assert "Explain" in reply and chat.model.requests == []
+async def test_a_first_question_gets_an_introduction_and_its_answer(chat: Chat) -> None:
+    chat.model.reply = "Puddle jumping!"
+    [reply] = await chat.say("ideas for a rainy day?")
+    assert "Sprout" in reply and reply.endswith("Puddle jumping!")
+    [again] = await chat.say("another one please")
+    assert again == "Puddle jumping!", "introduced once"
+
+
+async def test_the_conversation_goes_on_after_a_safeguarding_answer(chat: Chat) -> None:
+    chat.model.reply = "You matter, and I'm listening."
+    help_text, kind = await chat.say("I can't cope anymore")
+    assert "116 123" in help_text and kind == "You matter, and I'm listening."
+    chat.model.reply = "That sounds really hard."
+    await chat.say("thank you, it's been a long week")
+    request = chat.model.requests[-1]
+    assert request[1]["content"] == "I can't cope anymore", "the model sees what was said"
+    assert "116 123" in request[2]["content"]
 
 
 async def test_my_son_is_2_sets_the_age_used_by_the_next_explain(chat: Chat) -> None:

@@ -44,6 +44,18 @@ async def test_a_greeting_on_first_contact_gets_the_help_text(
     assert isinstance(decision, Fixed) and decision.key == "help"
 
 
+async def test_a_newcomers_question_goes_to_the_model_marked_as_their_first(
+    store: Store, prompts: Prompts
+) -> None:
+    decide = Decide(store, prompts, Limits())
+    decision = await decide(turn("what can we do on a rainy day?", first_contact=True))
+    assert decision == ForModel(Intent.CHAT, "what can we do on a rainy day?", None, first=True)
+    later = await decide(turn("what can we do on a rainy day?"))
+    assert isinstance(later, ForModel) and not later.first
+    explain = await decide(turn("explain rain", first_contact=True))
+    assert isinstance(explain, ForModel) and not explain.first, "a command needs no introduction"
+
+
 async def test_a_command_word_in_spanish_picks_the_fixed_texts_language(
     store: Store, prompts: Prompts
 ) -> None:

@@ -73,3 +73,15 @@ async def test_server_errors_are_model_errors(model: OpenAIChatModel, fake: Fake
     fake.fail_next(500)
     with pytest.raises(ModelError):
         [item async for item in model.stream(MESSAGES)]
+
+
+async def test_moderation_returns_the_categories_it_flagged(
+    model: OpenAIChatModel, fake: FakeOpenAI
+) -> None:
+    moderator = model.moderator("omni-moderation-latest")
+    fake.flag_inputs_containing("end it", category="self-harm/intent")
+    assert await moderator.flags("I want to end it") == {"self-harm/intent"}
+    assert await moderator.flags("Explain why cats purr") == frozenset()
+    fake.without_moderation()
+    assert await moderator.flags("I want to end it") == frozenset(), "fails open"
+    assert not moderator.available

@@ -25,9 +25,9 @@ def test_commands_are_forgiving_and_keep_the_users_words(
     assert (result.intent, result.argument) == (intent, argument)
 
 
-@pytest.mark.parametrize("text", ["Explainer please", "what?", "my son is 2", "🦕"])
-def test_anything_unplaced_gets_help_on_first_contact(text: str) -> None:
-    assert route(text, first_contact=True).intent is Intent.HELP
+@pytest.mark.parametrize("text", ["🦕", "...", "  "])
+def test_a_message_without_words_gets_the_help_text(text: str) -> None:
+    assert route(text).intent is Intent.HELP
 
 
 @pytest.mark.parametrize("text", ["another one please", "Simpler?", "my son is 2", "🦕 roar"])
@@ -39,6 +39,8 @@ def test_anything_unplaced_later_is_conversation_in_the_users_words(text: str) -
     ("text", "intent"),
     [
         ("Hi!", Intent.HELP),
+        ("Good morning!", Intent.HELP),
+        ("Bore da", Intent.HELP),
         ("  hello ", Intent.HELP),
         ("", Intent.HELP),
         ("Settings", Intent.SETTINGS),
@@ -67,7 +69,13 @@ def test_settings_with_words_carries_them() -> None:
 
 @pytest.mark.parametrize(
     ("text", "language"),
-    [("Hola", "es"), ("Explica la lluvia", "es"), ("Shwmae", "cy"), ("Explain rain", None)],
+    [
+        ("Hola", "es"),
+        ("Buenos días", "es"),
+        ("Explica la lluvia", "es"),
+        ("Shwmae", "cy"),
+        ("Explain rain", None),
+    ],
 )
 def test_command_words_tell_the_language_of_fixed_texts(text: str, language: str | None) -> None:
     assert route(text).language == language

@@ -1,5 +1,5 @@
-"""The screening stages: nothing of an answer leaves before the request's verdict, and a
-refused request gets the safe text instead."""
+"""The screening stages: the phrase lists read every message; nothing of an answer leaves
+before moderation's verdict, and a held answer is replaced by what its flag calls for."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from sprout.core.chunking import Chunk
 from sprout.core.messages import Incoming
 from sprout.core.profile import Profile
-from sprout.core.screening import RequestScreen, ScreenedAnswer, Verdict
+from sprout.core.prompts import Prompts
+from sprout.core.safety import Category, Concern
+from sprout.core.screening import RequestScreen, ScreenedAnswer, Verdict, concern_of
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import UserState
 from sprout.core.turn import Ask, Turn
 
-SAFE = [Chunk("Let's talk about something else.", "safe")]
+SAFE = Chunk("Let's talk about something else.", "safe")
+NOTHING: frozenset[str] = frozenset()
 
 
 async def answer(*texts: str) -> AsyncIterator[Chunk]:
@@ -20,51 +23,89 @@ async def answer(*texts: str) -> AsyncIterator[Chunk]:
         yield Chunk(text, text)
 
 
-async def verdict_of(flagged: bool, delay_s: float = 0.0) -> bool:
+class Instead:
+    """What replaces a held answer; remembers what it was asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[Concern | None] = []
+
+    async def __call__(self, concern: Concern | None) -> AsyncIterator[Chunk]:
+        self.asked.append(concern)
+        yield SAFE
+
+
+async def verdict_of(flags: frozenset[str], delay_s: float = 0.0) -> frozenset[str]:
     await asyncio.sleep(delay_s)
-    return flagged
+    return flags
 
 
 class Moderator:
     def __init__(self) -> None:
         self.checked: list[str] = []
 
-    async def flagged(self, text: str) -> bool:
+    async def flags(self, text: str) -> frozenset[str]:
         self.checked.append(text)
-        return "hurt" in text
+        return frozenset({"violence"}) if "hurt" in text else NOTHING
 
 
-def turn(text: str, already_sent: str = "") -> Turn:
+def turn(text: str, already_sent: str = "", first_contact: bool = False) -> Turn:
     incoming = Incoming("whatsapp", "whatsapp:+447700900001", text, "SM1")
     ask = Ask(incoming, WHATSAPP, already_sent=already_sent)
-    return Turn(ask, incoming, UserState({}, False, False, ()), Profile())
+    return Turn(ask, incoming, UserState({}, False, first_contact, ()), Profile())
+
+
+def test_moderation_categories_map_onto_ours() -> None:
+    assert concern_of(frozenset({"self-harm/intent", "violence"})) == Concern(
+        (Category.CRISIS,), source="moderation"
+    )
+    both = concern_of(frozenset({"self-harm", "sexual/minors"}))
+    assert both is not None and both.categories == (Category.CHILD_AT_RISK, Category.CRISIS)
+    assert concern_of(frozenset({"violence", "hate"})) is None
 
 
 async def test_a_passed_answer_goes_through_whole_and_in_order() -> None:
-    screened = ScreenedAnswer(answer("one", "two"), Verdict(verdict_of(False)), lambda: SAFE)
+    instead = Instead()
+    screened = ScreenedAnswer(answer("one", "two"), Verdict(verdict_of(NOTHING)), instead)
     assert [chunk.text async for chunk in screened] == ["one", "two"]
-    assert not screened.refused
+    assert not screened.held and instead.asked == []
 
 
-async def test_a_refused_request_gets_the_safe_text_and_nothing_of_the_answer() -> None:
-    verdict = Verdict(verdict_of(True, delay_s=0.05))  # the verdict comes after the answer
-    screened = ScreenedAnswer(answer("never shown"), verdict, lambda: SAFE)
-    assert [chunk.text async for chunk in screened] == [SAFE[0].text]
-    assert screened.refused
+async def test_a_held_answer_is_replaced_unseen_by_what_its_flag_calls_for() -> None:
+    instead = Instead()
+    verdict = Verdict(verdict_of(frozenset({"self-harm"}), delay_s=0.05))  # after the answer
+    screened = ScreenedAnswer(answer("never shown"), verdict, instead)
+    assert [chunk.text async for chunk in screened] == [SAFE.text]
+    assert screened.held and instead.asked == [Concern((Category.CRISIS,), source="moderation")]
 
 
-async def test_the_request_screen_asks_moderation_but_not_for_a_resumed_answer() -> None:
+async def test_a_flag_none_of_our_categories_covers_still_holds_the_answer() -> None:
+    instead = Instead()
+    screened = ScreenedAnswer(answer("x"), Verdict(verdict_of(frozenset({"hate"}))), instead)
+    assert [chunk.text async for chunk in screened] == [SAFE.text]
+    assert screened.held and screened.concern is None and instead.asked == [None]
+
+
+async def test_moderation_is_asked_for_every_answer_a_resumed_one_too(prompts: Prompts) -> None:
     moderator = Moderator()
-    screen = RequestScreen(moderator)
-    refused = ScreenedAnswer(answer("x"), screen.start(turn("how to hurt")), lambda: SAFE)
-    assert [c.text async for c in refused] == [SAFE[0].text]
-    resumed = ScreenedAnswer(
-        answer("rest"), screen.start(turn("how to hurt", "first part")), lambda: SAFE
-    )
-    assert [c.text async for c in resumed] == ["rest"]
-    assert moderator.checked == ["how to hurt"]
+    screen = RequestScreen(prompts.safeguarding.matcher, moderator)
+    held = ScreenedAnswer(answer("x"), screen.start(turn("how to hurt")), Instead())
+    assert [c.text async for c in held] == [SAFE.text]
+    resumed = screen.start(turn("how to hurt", "what the parent already has"))
+    assert [c.text async for c in ScreenedAnswer(answer("rest"), resumed, Instead())] == [
+        SAFE.text
+    ]
+    assert moderator.checked == ["how to hurt", "how to hurt"]
 
 
-async def test_without_moderation_every_request_passes() -> None:
-    screened = ScreenedAnswer(answer("hi"), RequestScreen(None).start(turn("x")), lambda: SAFE)
+async def test_without_moderation_every_request_passes(prompts: Prompts) -> None:
+    screen = RequestScreen(prompts.safeguarding.matcher, None)
+    screened = ScreenedAnswer(answer("hi"), screen.start(turn("x")), Instead())
     assert [c.text async for c in screened] == ["hi"]
+
+
+def test_the_phrase_lists_read_every_message_the_first_one_too(prompts: Prompts) -> None:
+    screen = RequestScreen(prompts.safeguarding.matcher, None)
+    concern = screen.check(turn("my baby has gone blue", first_contact=True))
+    assert concern is not None and concern.categories == (Category.EMERGENCY,)
+    assert concern.language == "en" and concern.source == "matcher"
+    assert screen.check(turn("Explain why the sky is blue", first_contact=True)) is None
