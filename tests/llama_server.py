@@ -167,24 +167,38 @@ class RecordingProxy(FakeService):
             await response.prepare(request)
             # Each piece goes on once the next one arrived, and the last once the answer is
             # recorded: a client that has read an answer's end finds it in `answers`.
-            body, held = bytearray(), b""
-            async for piece in upstream.content.iter_any():
-                if held:
-                    await response.write(held)
-                body += piece
-                held = piece
-            with self._lock:
-                self._requests.append((request.path, upstream.status))
-                if request.path.endswith("/chat/completions") and upstream.status == 200:
-                    self._answers.append(_answer_text(bytes(body)))
-            if held:
-                await response.write(held)
-            await response.write_eof()
+            # A client that stops reading (Sprout closes a stream a bound ended) gets no more;
+            # what the model wrote until then is still recorded.
+            body, held, gone = bytearray(), b"", False
+            try:
+                async for piece in upstream.content.iter_any():
+                    if held:
+                        gone = not await _write(response, held)
+                        if gone:
+                            break
+                    body += piece
+                    held = piece
+            finally:  # the server may cancel this handler when its client has gone
+                with self._lock:
+                    self._requests.append((request.path, upstream.status))
+                    if request.path.endswith("/chat/completions") and upstream.status == 200:
+                        self._answers.append(_answer_text(bytes(body)))
+            if held and not gone and await _write(response, held):
+                await response.write_eof()
         return response
 
     async def _close(self, app: web.Application) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def _write(response: web.StreamResponse, data: bytes) -> bool:
+    """Whether `data` went to a client still there."""
+    try:
+        await response.write(data)
+    except ConnectionResetError:
+        return False
+    return True
 
 
 def _answer_text(body: bytes) -> str:

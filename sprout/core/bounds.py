@@ -14,7 +14,7 @@ from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec
 log = get_logger(__name__)
 
 REPEATS_TO_STOP = 3  # the same line this many times: the model is looping
-_MIN_REPEATED = 12  # shorter lines ("---", "Areas:", "") legitimately recur
+_MIN_REPEATED = 4  # shorter lines ("}", "---") may legitimately come again in a row
 # After a sentence end (closing quotes and formatting marks included) and the space after it.
 _SENTENCE_END = regex.compile(r"[.!?…][\"'”’»)\]*_~]*\s+")
 
