@@ -127,8 +127,9 @@ def test_two_webs_and_two_workers_answer_200_messages_once_each_in_order(
     fake_openai.set_speed(ttft=0.05, tokens_per_s=400)
     # No worker dies here: a lease long enough that a loaded machine's pauses do not pass a
     # user to the other worker between a send and its record (a repeat the lease cannot rule
-    # out; the stall tests below cover that path).
-    cluster = cluster_factory(SPROUT_JOB_LEASE_S="10")
+    # out; the stall tests below cover that path). Every message counted is an answer: on a
+    # loaded machine one can take longer than the default 5 s before the hold message.
+    cluster = cluster_factory(SPROUT_JOB_LEASE_S="10", SPROUT_HOLD_AFTER_S="60")
     users = [f"whatsapp:+4477009{n:05d}" for n in range(50)]
 
     def converse(user_index: int) -> None:
