@@ -8,7 +8,7 @@ grapheme clusters).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import regex  # type: ignore[import-untyped,unused-ignore]
@@ -25,13 +25,16 @@ _ENTITY = regex.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
 
 @dataclass(frozen=True)
 class Chunk:
-    """One message. `source` is what it shows, for asking the model to continue after it
-    (after a crash): the markdown of the whole blocks it shows, or, for a piece of a block cut
-    into several messages, the piece's own text (the markdown of part of a block is not known),
-    so the sources of the messages delivered so far say exactly what was delivered."""
+    """One message, or one part of a message that grows. `source` is what it shows, for
+    asking the model to continue after it (after a crash): the markdown of the whole blocks it
+    shows, or, for a piece of a block cut into several messages, the piece's own text (the
+    markdown of part of a block is not known), so the sources of the messages delivered so far
+    say exactly what was delivered. `joint` is the whitespace that joins it to the chunk
+    before when both are shown in one message."""
 
     text: str
     source: str
+    joint: str = BLOCK_SEPARATOR
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,14 @@ class Chunker:
         self._pending = []
         self._sent += 1
         return [chunk]
+
+
+def joined(chunks: Iterable[Chunk]) -> str:
+    """Chunks shown in one message, each joined to the one before by its joint."""
+    text = ""
+    for chunk in chunks:
+        text += (chunk.joint if text else "") + chunk.text
+    return text
 
 
 def chunk_markdown(markdown: str, spec: ChannelSpec) -> list[Chunk]:

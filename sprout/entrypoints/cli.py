@@ -12,7 +12,7 @@ import uuid
 
 from sprout.core.llm import DEMO_BANNER
 from sprout.core.logs import configure_logging
-from sprout.core.messages import Incoming
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming
 from sprout.core.settings import Settings
 
 # Third-party loggers that would otherwise write phone numbers, bodies or URLs with ids at INFO.
@@ -88,7 +88,7 @@ class _TerminalSender:
     def __init__(self) -> None:
         self.count = 0
 
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         self.count += 1
         print(f"\n--- sprout [{self.count}] ---\n{text}", flush=True)
         return str(self.count)
