@@ -74,15 +74,6 @@ def block_tokens(markdown: str) -> list[Token]:
     return _BLOCKS.parse(markdown)
 
 
-def top_level_blocks(markdown: str) -> list[tuple[int, int, str]]:
-    """(first line, end line, token type) of each top-level block, as markdown-it sees them."""
-    return [
-        (t.map[0], t.map[1], t.type)
-        for t in block_tokens(markdown)
-        if t.level == 0 and t.map is not None and t.nesting >= 0
-    ]
-
-
 @dataclass
 class _Pair:
     opener: str

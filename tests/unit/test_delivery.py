@@ -313,6 +313,7 @@ async def test_a_growing_message_joins_chunks_as_the_answer_reads(
     channel = Channel(spec, sender, hold=False, coalesce=True)
     await Delivery(store, bot, {"whatsapp": channel}).run(inbound_id)
     assert len(sender.sent) > 2, "the message grew as the answer was written"
+    assert any(text.startswith("Sentence 1 ") for text in sender.sent), "by sentences"
     assert sender.shown == to_telegram_html(answer).text
 
 
