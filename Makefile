@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := python3 -m uv
 PYTHON_VERSION := 3.11
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint bench lock clean llama
 
 $(BIN)/python:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -29,10 +29,32 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check sprout tests $(wildcard bench)
 	$(BIN)/mypy
 
+# The real model server one integration test meets (llama.cpp's, through llama-cpp-python,
+# serving a tiny model from a package) lives in a venv of its own: to Sprout it is an outside
+# server, its dependencies are not Sprout's, and only the tests need it. There is no wheel of
+# it for Linux, so it is compiled once (about 11 minutes of CPU); uv keeps the built wheel
+# in its cache, keyed by the sdist's hash and the settings below, so reinstalling it, in a
+# fresh clone too, takes seconds and a new version or new flags compile it again.
+# The flags make a portable build: a native one uses every instruction the CPU advertises,
+# and some virtual machines advertise AVX-512 they cannot execute ("Illegal instruction").
+# Only text models are served, so the multimodal library is not built.
+LLAMA := $(VENV)/llama
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF;-DGGML_AVX2=ON;-DGGML_FMA=ON;-DGGML_F16C=ON;-DLLAVA_BUILD=OFF
+
+$(LLAMA)/.built: requirements-llama.lock | $(BIN)/python
+	$(UV) venv --quiet --allow-existing $(LLAMA)
+	@echo "Installing llama-cpp-python (compiled once, then taken from uv's cache)"
+	env -u CMAKE_ARGS $(UV) pip install --quiet --python $(LLAMA)/bin/python --require-hashes \
+		-r requirements-llama.lock \
+		--config-settings-package "llama-cpp-python:cmake.args=$(LLAMA_CMAKE_ARGS)"
+	@touch $@
+
+llama: $(LLAMA)/.built
+
 # Debian packages the tests drive for real: a browser, and Redis and PostgreSQL servers (the
 # tests start their own instances on loopback; nothing is started as a system service).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-test: lint
+test: lint $(LLAMA)/.built
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -51,6 +73,7 @@ bench: $(VENV)/.dev
 lock:
 	$(UV) pip compile pyproject.toml --generate-hashes --python-version $(PYTHON_VERSION) -q -o requirements.lock
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version $(PYTHON_VERSION) -q -o requirements-dev.lock
+	$(UV) pip compile requirements-llama.in --generate-hashes --python-version $(PYTHON_VERSION) -q -o requirements-llama.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -6,7 +6,12 @@ Usage::
         client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="test")
         fake.fail_next(429, retry_after=1)
 
-Benchmarks: ``python -m tests.fakes.openai_server --port N --reply-file F --ttft S --tps T``.
+Any answer of the corpus (``tests/corpus/NAME.md``), streamed token by token::
+
+    fake.reply_with_corpus("activities-llama-intro-ten-ideas")
+
+Benchmarks: ``python -m tests.fakes.openai_server --port N --reply-file F --ttft S --tps T``
+(or ``--corpus NAME`` instead of ``--reply-file``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.background import FakeService
+from tests.fakes.corpus import corpus
 from tests.fakes.openai_wire import (
     ToolCall,
     chunk,
@@ -100,6 +106,12 @@ class FakeOpenAI(FakeService):
     def set_reply(self, reply: Reply) -> None:
         with self._lock:
             self._reply = reply
+
+    def reply_with_corpus(self, name: str) -> None:
+        """Answer with the corpus answer ``name`` (its bytes as they are, CR LF included); a
+        request to continue an interrupted answer gets only the rest of it, as with
+        ``scripted``."""
+        self.set_reply(scripted(corpus_answer(name)))
 
     def set_speed(self, ttft: float = 0.0, tokens_per_s: float | None = None) -> None:
         with self._lock:
@@ -312,14 +324,27 @@ class FakeOpenAI(FakeService):
         await asyncio.sleep(0)
 
 
+def corpus_answer(name: str) -> str:
+    answers = corpus()
+    if name not in answers:
+        raise KeyError(f"no corpus answer {name!r}; there are: {', '.join(answers)}")
+    return answers[name]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run a fake OpenAI server until killed.")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--reply-file", type=Path, help="answer with this file's text")
+    answer = parser.add_mutually_exclusive_group()
+    answer.add_argument("--reply-file", type=Path, help="answer with this file's text")
+    answer.add_argument("--corpus", metavar="NAME", help="answer with tests/corpus/NAME.md")
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
     parser.add_argument("--tps", type=float, default=None, help="tokens per second")
     args = parser.parse_args()
-    reply = args.reply_file.read_text(encoding="utf-8") if args.reply_file else "Hello!"
+    reply: Reply = "Hello!"
+    if args.reply_file:
+        reply = args.reply_file.read_text(encoding="utf-8")
+    elif args.corpus:
+        reply = scripted(corpus_answer(args.corpus))
     fake = FakeOpenAI(reply, ttft=args.ttft, tokens_per_s=args.tps, port=args.port).start()
     fake.serve_until_killed(fake.base_url)
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -39,12 +40,19 @@ def free_port() -> int:
         return port
 
 
+class ModelServer(Protocol):
+    """Where Sprout finds its model: the fake, or a real OpenAI-compatible server."""
+
+    @property
+    def base_url(self) -> str: ...
+
+
 @dataclass
 class SproutServer:
     """One `sprout serve` (or, with role="worker", `sprout worker`) process; `restart()`
     keeps its database, like a real restart."""
 
-    openai: FakeOpenAI
+    openai: ModelServer
     twilio: FakeTwilio
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from tests.fakes.background import BackgroundServer
+from tests.fakes.corpus import corpus
 from tests.fakes.openai_server import FakeOpenAI, ToolCall, scripted, split_tokens
 from tests.fakes.twilio_server import FakeTwilio
 
@@ -141,6 +142,46 @@ def test_scripted_continues_after_a_partial_answer() -> None:
     assert reply({"messages": [ask, other, again]}) == "Hello  there,\nlittle one. Bye!"
 
 
+@pytest.mark.parametrize("name", corpus())
+async def test_any_corpus_answer_streams_token_by_token(
+    fake_openai: FakeOpenAI, client: openai.AsyncOpenAI, name: str
+) -> None:
+    fake_openai.reply_with_corpus(name)
+    stream = await client.chat.completions.create(model="m", messages=USER, stream=True)
+    deltas = [c.choices[0].delta.content async for c in stream if c.choices]
+    text = corpus()[name]
+    assert "".join(d or "" for d in deltas) == text  # CR LF and all
+    assert deltas[1:-1] == split_tokens(text)
+
+
+async def test_a_corpus_answer_resumes_after_a_broken_stream(
+    fake_openai: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    name = "activities-llama-intro-ten-ideas"
+    fake_openai.reply_with_corpus(name)
+    fake_openai.break_stream_after(30)
+    stream = await client.chat.completions.create(model="m", messages=USER, stream=True)
+    received: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        async for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+    partial = "".join(received)
+    resume: list[ChatCompletionMessageParam] = [
+        *USER,
+        {"role": "assistant", "content": partial},
+        {"role": "user", "content": "Continue exactly where it stopped."},
+    ]
+    rest = await client.chat.completions.create(model="m", messages=resume)
+    # The rest starts after the last character received; the space the cut fell on repeats.
+    whole = partial + (rest.choices[0].message.content or "")
+    assert whole.split() == corpus()[name].split()
+
+
+def test_an_unknown_corpus_answer_names_the_known_ones(fake_openai: FakeOpenAI) -> None:
+    with pytest.raises(KeyError, match="activities-crlf"):
+        fake_openai.reply_with_corpus("no-such-answer")
+
+
 # -- Twilio ---------------------------------------------------------------------------------
 
 
@@ -245,5 +286,17 @@ def test_entry_point_serves_until_terminated(tmp_path: Path) -> None:
         base_url = process.stdout.readline().strip()
         answer = httpx.post(base_url + "/chat/completions", json={"messages": []}, timeout=5)
         assert answer.json()["choices"][0]["message"]["content"] == "From a file."
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(5) == 0
+
+
+def test_entry_point_answers_with_a_corpus_file() -> None:
+    command = [sys.executable, "-m", "tests.fakes.openai_server", "--corpus", "activities-crlf"]
+    root = Path(__file__).parents[2]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=root) as process:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        answer = httpx.post(base_url + "/chat/completions", json={"messages": []}, timeout=5)
+        assert answer.json()["choices"][0]["message"]["content"] == corpus()["activities-crlf"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(5) == 0

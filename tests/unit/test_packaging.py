@@ -53,7 +53,7 @@ def test_heroku_runs_web_and_worker_processes_and_migrates_on_release() -> None:
 
 
 def test_lock_files_pin_every_package_with_hashes() -> None:
-    for name in ("requirements.lock", "requirements-dev.lock"):
+    for name in ("requirements.lock", "requirements-dev.lock", "requirements-llama.lock"):
         text = (ROOT / name).read_text()
         pins = re.findall(r"^([a-z0-9._-]+)==\S+ \\$", text, flags=re.MULTILINE)
         assert pins, name
