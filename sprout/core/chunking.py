@@ -211,8 +211,11 @@ class Chunker:
         chunks: list[Chunk] = []
         for event in _EVENT.finditer(answer, since):
             self._scanned = event.end()
-            if self._due(event.end(), event.lastgroup):
-                chunks += self._read(event.end(), final=False)
+            # An item is read with its first character: a marker alone is an empty item,
+            # which markdown-it reads otherwise (it cannot interrupt a paragraph).
+            view = event.end() + (event.lastgroup == "item")
+            if self._due(view, event.lastgroup):
+                chunks += self._read(view, final=False)
         return chunks
 
     def finish(self) -> list[Chunk]:
