@@ -30,6 +30,8 @@ _EVENT = re.compile(
     re.MULTILINE,
 )
 _EVENT_REACH = 27  # the longest text an event spans: where to look again for one
+_HINT = re.compile(r"[\n.!?…]")
+_ITEM_FIRST = frozenset("-+*•0123456789 \t")  # how a list item's line can start
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,13 @@ class Chunker:
         answer += text  # the only reference: extended in place, not copied per token
         self._text = answer
         since = since if since > self._scanned else self._scanned
-        if _EVENT.search(answer, since) is None:  # most tokens: nothing to look at
+        # Most tokens bring no event. Every event holds a line end or a sentence's mark, or
+        # is a list item starting a line (right after the last event, a line end, at most):
+        # a quick look first.
+        item = since and answer[since - 1] == "\n" and answer[since : since + 1] in _ITEM_FIRST
+        if since and not item and _HINT.search(answer, since) is None:
+            return []
+        if _EVENT.search(answer, since) is None:
             return []
         chunks: list[Chunk] = []
         for event in _EVENT.finditer(answer, since):

@@ -6,8 +6,9 @@ it (its *stub*) so it parses as it would in the whole answer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 
 import regex  # type: ignore[import-untyped,unused-ignore]
@@ -24,6 +25,7 @@ CLOSED_BY_BLANK = {"paragraph_open", "blockquote_open", "table_open", "hr"}
 _LISTS = {"bullet_list_open", "ordered_list_open"}
 # A list item's marker and the spaces after it, at the start of the item's first line.
 _MARKER = regex.compile(r"[ \t]*(?:[-+*]|\d{1,9}[.)])([ \t]*)")
+_NEWLINE = re.compile("\n")
 # Markers and spaces that open a paragraph's first line before its text.
 _LEAD = regex.compile(r"[ \t]*(?:(?:[-+*]|\d{1,9}[.)])(?:[ \t]+|$))*")
 
@@ -46,6 +48,7 @@ class Cut:
     resume: int  # the next piece's markdown starts here
     strength: int
     where: Callable[[], Context]  # where the next piece starts (worked out if needed)
+    table: bool = False  # the next piece continues a table (and shows its header again)
 
     @cached_property
     def context(self) -> Context:
@@ -93,7 +96,7 @@ class Walk:
         self.skip = skip
         self.final = final
         self.numbers = numbers
-        self.starts = [0] + [m.end() for m in regex.finditer("\n", window)]
+        self.starts = [0] + [m.end() for m in _NEWLINE.finditer(window)]
         self.whole_lines = len(self.starts) - 1  # lines that end inside the window
         self.cuts: list[Cut] = []
         self.paragraph: tuple[int, Context] | None = None
@@ -131,6 +134,7 @@ class Walk:
             for row in rows:
                 if complete or row.lines[0] < self.whole_lines:
                     self._cut_after(row, items, ITEM, partial(self._table_context, node))
+                    self.cuts[-1] = replace(self.cuts[-1], table=True)
 
     def _list(self, node: _Node, items: tuple[_Node, ...], complete: bool) -> None:
         depth = len(items)

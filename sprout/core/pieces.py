@@ -117,7 +117,7 @@ class Cutter:
             pieces.append(Piece(self.pos, self.pos, Rendered("", {}), "", cut.strength))
             self.pos, self._context = max(self.pos, cut.resume), cut.context
         if cuts:
-            parsed = walk if self._context is context else None
+            parsed = walk if self._context == context else None  # the same stub
             pieces += self._pieces(text, cuts, parsed)
             self.pos, self._context = cuts[-1].resume, cuts[-1].context
         if sentences and walk.paragraph is not None and not final:
@@ -182,14 +182,16 @@ class Cutter:
         at = bounds[0]
         marks = _Marks(rendered)
         starts = [self.pos, *(cut.resume for cut in cuts[:-1])]
-        contexts = [self._context, *(cut.context for cut in cuts[:-1])]
+        # Only a piece that continues a table needs its context: for the header.
+        tables = [self._context.table, *(cut.table for cut in cuts[:-1])]
+        contexts: list[Context | Cut] = [self._context, *cuts[:-1]]
         pieces: list[Piece] = []
         for k, cut in enumerate(cuts):
             segment = rendered.text[bounds[k] : bounds[k + 1]]
             begin = bounds[k] + len(segment) - len(segment.lstrip())
             end = begin + len(segment.strip())
             piece = marks.slice(begin, end, last=k == len(cuts) - 1)
-            header = self._head(contexts[k]) if contexts[k].table and end > begin else ""
+            header = self._header(contexts[k]) if tables[k] and end > begin else ""
             shown = joint if joint is not None else rendered.text[at:begin]
             pieces.append(
                 Piece(starts[k], cut.end, piece, shown if end > begin else "", cut.strength, header)
@@ -232,6 +234,9 @@ class Cutter:
         if isinstance(whole, Formatted) and any(s.start < at < s.end for s in whole.spans):
             return None
         return at
+
+    def _header(self, before: Context | Cut) -> str:
+        return self._head(before if isinstance(before, Context) else before.context)
 
     def _head(self, context: Context) -> str:
         head = self._heads.get(context)
