@@ -31,7 +31,7 @@ _EVENT = re.compile(
 )
 _EVENT_REACH = 27  # the longest text an event spans: where to look again for one
 _HINT = re.compile(r"[\n.!?…]")
-_ITEM_FIRST = frozenset("-+*•0123456789 \t")  # how a list item's line can start
+_ITEM = re.compile(r"[ \t]{0,8}(?:[-+*•]|\d{1,9}[.)])[ \t]{1,8}(?=\S)")  # its start, as above
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ class Chunker:
         # Most tokens bring no event. Every event holds a line end or a sentence's mark, or
         # is a list item starting a line (right after the last event, a line end, at most):
         # a quick look first.
-        item = since and answer[since - 1] == "\n" and answer[since : since + 1] in _ITEM_FIRST
+        item = since and answer[since - 1] == "\n" and _ITEM.match(answer, since) is not None
         if since and not item and _HINT.search(answer, since) is None:
             return []
         if _EVENT.search(answer, since) is None:
