@@ -7,6 +7,7 @@ answer reaches the size asked for, so a shape at 16 KB is the same kind of text 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from itertools import count
 
@@ -125,21 +126,12 @@ def variants(size: int) -> dict[str, str]:
     Welsh and Spanish text."""
     answers = {name: shape(size) for name, shape in SHAPES.items()}
     listed = answers["list"]
-    answers["bullets •"] = listed.replace("\n\n", "\n").replace(". **", " • **")
-    answers["bullets •"] = "\n".join(
-        "• " + line.split(" • ", 1)[1] if " • " in line else line
-        for line in answers["bullets •"].split("\n")
-    )
-    answers["numbered 1)"] = listed.replace(". **", ") **")
-    answers["all numbered 1."] = "\n".join(
-        "1." + line.split(".", 1)[1] if line[:1].isdigit() else line for line in listed.split("\n")
-    )
-    answers["crlf"] = (
-        answers["sections"].replace("\n", "\r\n")
-        if "sections" in answers
-        else (answers["headings+paragraphs"].replace("\n", "\r\n"))
-    )
-    answers["list after colon"] = listed.replace(":\n\n1.", ":\n1.", 1).replace("\n\n", "\n")
+    tight = listed.replace("\n\n", "\n")
+    answers["bullets •"] = re.sub(r"(?m)^\d+\. ", "• ", tight)
+    answers["numbered 1)"] = re.sub(r"(?m)^(\d+)\. ", r"\1) ", listed)
+    answers["all numbered 1."] = re.sub(r"(?m)^\d+\. ", "1. ", listed)
+    answers["crlf"] = answers["headings+paragraphs"].replace("\n", "\r\n")
+    answers["list after colon"] = tight
     answers["one long item"] = "Try this:\n\n1. **Big dig**: " + long_paragraph(max(size, 1800))
     answers["welsh"] = (
         "Dyma rai syniadau:\n\n1. **Cloddio deinosoriaid**: Claddwch y deinosoriaid yn y tywod. "
