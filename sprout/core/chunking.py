@@ -1,9 +1,10 @@
 """Cutting an answer into channel-sized messages, progressively as the model streams it.
 
-Cuts happen only where the renderer said they may (`Rendered.breaks`): the last paragraph
-break that fits, else the last sentence end, else the last space. Only when none fits does a
-cut go inside a formatting pair (closed and reopened around the cut) or inside a word (between
-grapheme clusters).
+The answer is read in complete pieces (`pieces.py`: blocks, list items, table rows,
+sentences), packed into messages. A piece too long for a message on its own is cut where the
+renderer said it may be (`Rendered.breaks`): the last paragraph break that fits, else the last
+sentence end, else the last space. Only when none fits does a cut go inside a formatting pair
+(closed and reopened around the cut) or inside a word (between grapheme clusters).
 """
 
 from __future__ import annotations

@@ -93,9 +93,10 @@ class Render(Protocol):
 
 @dataclass(frozen=True)
 class ChannelSpec:
-    """How a channel shows text. A chunk is sent once it holds complete blocks and is at least
-    `first_min` (the first) or `min_len` (later ones) long, or when the next block would not
-    fit in `max_len`: the first message goes out early, later ones are fuller."""
+    """How a channel shows text. A chunk is sent once it ends with a complete item or block
+    and is at least `first_min` (the first) or `min_len` (later ones) long, or with a complete
+    sentence and twice that, or when the next piece would not fit in `max_len`: the first
+    message goes out early, later ones are fuller."""
 
     name: str
     max_len: int | None
