@@ -24,7 +24,7 @@ from sprout.core.bot import Bot, BotConfig
 from sprout.core.delivery import Channel, Delivery
 from sprout.core.llm import OpenAIChatModel
 from sprout.core.logs import configure_logging
-from sprout.core.messages import Incoming
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming
 from sprout.core.metrics import TimedModel
 from sprout.core.prompts import load_prompts
 from sprout.core.settings import DEFAULT_PROMPTS_DIR
@@ -47,7 +47,7 @@ class _CountingSender:
         self._sender = sender
         self.sent = 0
 
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         self.sent += 1
         return await self._sender.send(incoming, text)
 

@@ -5,6 +5,8 @@ same line again and again is stopped."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import regex  # type: ignore[import-untyped,unused-ignore]
 
 from sprout.core.chunking import Chunk, Chunker
@@ -93,7 +95,7 @@ class BoundedChunker:
         if self._spec.max_len is not None and self._spec.measure(joined) > self._spec.max_len:
             return [*chunks, offer]
         source = last.source + BLOCK_SEPARATOR + offer.source
-        return [*chunks[:-1], Chunk(joined, source)]
+        return [*chunks[:-1], replace(last, text=joined, source=source)]
 
 
 class _Repeats:

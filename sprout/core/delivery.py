@@ -155,7 +155,7 @@ class Delivery:
         try:
             answer = await self._bot.begin(_ask(run, earlier))
             pipe.language = answer.language
-            bodies = [c.body for c in earlier if not c.is_hold]
+            shown = BLOCK_SEPARATOR.join(c.body for c in earlier if not c.is_hold)
             seq = max((c.seq for c in earlier), default=HOLD_SEQ) + 1
             async for chunk in answer:
                 # The sender is waiting for exactly this chunk: it goes out at once.
@@ -165,12 +165,11 @@ class Delivery:
                 chunk_id = await self._store.add_chunk(
                     run.answer_id, seq, chunk.text, chunk.source, state=state
                 )
-                bodies.append(chunk.text)
+                shown += (chunk.joint if shown else "") + chunk.text
                 seq += 1
                 pipe.put(Ready(chunk_id, chunk, at_once))
             run.lease.check()
-            whole = BLOCK_SEPARATOR.join(bodies)
-            await self._store.complete_answer(run.answer_id, whole, answer.kind)
+            await self._store.complete_answer(run.answer_id, shown, answer.kind)
             return answer.kind
         finally:
             pipe.close()

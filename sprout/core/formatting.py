@@ -9,24 +9,35 @@ only knowable here: a space inside `*bold text*` or `<a>` must never become a cu
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import regex  # type: ignore[import-untyped,unused-ignore]
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 
 from sprout.core.messages import BLOCK_SEPARATOR, Rendered
 
 _MD = MarkdownIt("commonmark").enable(["strikethrough", "table"])
 _BLOCKS = MarkdownIt("commonmark").enable(["strikethrough", "table"]).disable("inline")
+_CORE = _MD.core.ruler
+# What parsing does once the blocks are parsed (inline content, then joining text tokens).
+_AFTER_BLOCKS = _CORE.getRules("")[_CORE.get_active_rules().index("block") + 1 :]
 
-# No-break spaces are whitespace but were put there to keep two words together.
-_SPACE = regex.compile(r"[^\S\u00a0\u2007\u202f]+")
-_CLOSERS = regex.compile(r"(?:<[^<>]*>|[\"'”’»)\]*_~`])+\Z")
-_SENTENCE_ENDS = (".", "!", "?", "…")
+# Spaces a line may break at (the standard library's `finditer` is the faster here): no-break
+# spaces are whitespace but were put there to keep two words together. And a sentence's end
+# (closing marks such as tags, quotes and emphasis included) that such spaces follow.
+_SPACES = re.compile(r"[^\S\u00a0\u2007\u202f]+")
+_SENTENCE_END = re.compile(r"[.!?…](?:<[^<>]*>|[\"'”’»)\]*_~`])*(?=[^\S\u00a0\u2007\u202f])")
+# What markdown-it leaves as text when a marker found no partner (yet): `*`, `_`, `~~`, a code
+# span's backtick, a link's bracket, an autolink's or tag's `<`.
+_UNPAIRED = regex.compile(r"[*_`\[<]|~~")
 # Markers that markdown-it left as text (`**bold **`, `##Title`) are glitches, not content.
 _LEFTOVER = regex.compile(r"\*\*+|__+|~~+|##+")
 _BR = regex.compile(r"<br\s*/?>", regex.IGNORECASE)
+_CLUSTER = regex.compile(r"\X")
 _WHATSAPP_PAIRS = {"strong": ("*", "*"), "em": ("_", "_"), "s": ("~", "~"), "code": ("`", "`")}
 _TELEGRAM_PAIRS = {
     "strong": ("<b>", "</b>"),
@@ -49,19 +60,18 @@ class Span:
 @dataclass(frozen=True)
 class Formatted(Rendered):
     """`Rendered` plus what a last-resort cut inside a formatting pair needs: the pairs, and
-    the cut points inside them (`inner`, same strengths as `breaks`)."""
+    the cut points inside them (`inner`, same strengths as `breaks`). `unpaired`: the last
+    paragraph left a formatting marker unpaired, so text after it could still pair it (the
+    paragraph's rendering is not settled yet)."""
 
     spans: tuple[Span, ...] = ()
     inner: dict[int, int] = field(default_factory=dict)
+    unpaired: bool = False
 
 
-def top_level_blocks(markdown: str) -> list[tuple[int, int, str]]:
-    """(first line, end line, token type) of each top-level block, as markdown-it sees them."""
-    return [
-        (t.map[0], t.map[1], t.type)
-        for t in _BLOCKS.parse(markdown)  # block structure only: inline parsing is the slow part
-        if t.level == 0 and t.map is not None and t.nesting >= 0
-    ]
+def block_tokens(markdown: str) -> list[Token]:
+    """markdown-it's block structure (inline content left unparsed: that is the slow part)."""
+    return _BLOCKS.parse(markdown)
 
 
 @dataclass
@@ -79,6 +89,9 @@ class _Writer:
         self.out = ""
         self.breaks: dict[int, int] = {}
         self.inner: dict[int, int] = {}
+        # Where text was written (start, end, inside a pair): its spaces are places to cut,
+        # found all at once in `result`.
+        self.words: list[tuple[int, int, bool]] = []
         self.spans: list[Span] = []
         self.stack: list[_Pair] = []
         self.prefix: list[str] = []  # written at the start of each line (quote, list indent)
@@ -148,12 +161,16 @@ class _Writer:
         self._words(trail)
         return True
 
-    def result(self) -> Formatted:
+    def result(self, unpaired: bool, stops: list[int]) -> Formatted:
         text = self.out.rstrip()
-        bounds = {m.start() for m in regex.finditer(r"\X", text)}
         spans = tuple(sorted(self.spans, key=lambda s: (s.start, -s.end)))
-        breaks, inner = _settle(text, self.breaks, bounds), _settle(text, self.inner, bounds)
-        return Formatted(text, breaks, spans, inner)
+        breaks, inner = _word_marks(text, self.words)
+        for found, marks in ((breaks, self.breaks), (inner, self.inner)):
+            for pos, strength in marks.items():
+                found[pos] = max(found.get(pos, 0), strength)
+        breaks, inner = _settle(text, breaks), _settle(text, inner)
+        stopped = tuple(min(at, len(text)) for at in stops)
+        return Formatted(text, breaks, spans, inner, unpaired, stops=stopped)
 
     def _flush(self) -> None:
         self.fresh = False
@@ -184,12 +201,15 @@ class _Writer:
     def _words(self, s: str) -> None:
         base = len(self.out)
         self._put(s)
-        for m in _SPACE.finditer(s):
-            before = _CLOSERS.sub("", self.out[max(0, base + m.start() - 40) : base + m.start()])
-            self._mark(base + m.end(), 2 if before.endswith(_SENTENCE_ENDS) else 1)
+        inner = any(p.start >= 0 for p in self.stack)
+        last = self.words[-1] if self.words else None
+        if last is not None and last[1] == base and last[2] == inner:
+            self.words[-1] = (last[0], base + len(s), inner)
+        else:
+            self.words.append((base, base + len(s), inner))
 
     def _mark(self, pos: int, strength: int) -> None:
-        where = self.breaks if all(p.start < 0 for p in self.stack) else self.inner
+        where = self.inner if any(p.start >= 0 for p in self.stack) else self.breaks
         where[pos] = max(where.get(pos, 0), strength)
 
     def _put(self, s: str) -> None:
@@ -198,28 +218,71 @@ class _Writer:
     def _truncate(self, n: int) -> None:
         self.out = self.out[:n]
         for marks in (self.breaks, self.inner):
-            for pos in [p for p in marks if p > n]:
-                del marks[pos]
+            # Marks are added in text order, so the ones past the cut are the last added.
+            while marks and next(reversed(marks)) > n:
+                marks.popitem()
+        while self.words and self.words[-1][0] >= n:
+            self.words.pop()
+        if self.words and self.words[-1][1] > n:
+            self.words[-1] = (self.words[-1][0], n, self.words[-1][2])
 
 
-def _settle(text: str, marks: dict[int, int], bounds: set[int]) -> dict[int, int]:
+def _word_marks(
+    text: str, written: list[tuple[int, int, bool]]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """The places after each space of the text written (outside pairs, inside pairs):
+    2 after a sentence's end (closing marks aside), else 1."""
+    ends = {m.end() for m in _SENTENCE_END.finditer(text)}  # where spaces after one start
+    outside: dict[int, int] = {}
+    inside: dict[int, int] = {}
+    for start, end, inner in written:
+        spaces = [m.span() for m in _SPACES.finditer(text, start, end)]
+        (inside if inner else outside).update({b: 2 if a in ends else 1 for a, b in spaces})
+    return outside, inside
+
+
+def _settle(text: str, marks: dict[int, int]) -> dict[int, int]:
     """Move each mark to the end of its whitespace run; keep those that leave text on both
     sides and fall between grapheme clusters."""
-    settled: dict[int, int] = {}
-    first = len(text) - len(text.lstrip())
+    end = len(text)
+    first = end - len(text.lstrip())
+    # Most marks already end their run and come before a plain character.
+    settled = {
+        pos: strength
+        for pos, strength in marks.items()
+        if first < pos < end and text[pos] < "\u0300" and not text[pos].isspace()
+    }
     for pos, strength in marks.items():
-        while pos < len(text) and text[pos].isspace():
+        if not first < pos < end or (text[pos] < "\u0300" and not text[pos].isspace()):
+            continue  # kept above, or out
+        while pos < end and text[pos].isspace():
             pos += 1
-        if first < pos < len(text) and pos in bounds:
-            settled[pos] = max(settled.get(pos, 0), strength)
+        if first < pos < end and settled.get(pos, 0) < strength and _cluster_starts(text, pos):
+            settled[pos] = strength
     return settled
 
 
+def _cluster_starts(text: str, pos: int) -> bool:
+    """Whether a grapheme cluster starts at `pos`, which follows whitespace: only a combining
+    character (or a joiner) after it can glue the two together."""
+    if ord(text[pos]) < 0x300:  # nothing below the combining marks can extend a cluster
+        return True
+    cluster = _CLUSTER.match(text, pos - 1)
+    return cluster is not None and cluster.end() == pos
+
+
 class _Renderer:
-    def __init__(self, telegram: bool) -> None:
+    def __init__(
+        self, telegram: bool, numbers: Sequence[int | None] = (), stops: Sequence[int] = ()
+    ) -> None:
         self.telegram = telegram
+        self.stops = list(stops)  # lines at which to note where the text has got to
+        self.stopped: list[int] = []
         self.w = _Writer()
         self.lists: list[int | None] = []  # next number of each open list; None for bullets
+        self.numbers = numbers  # where the first ordered list at each depth starts
+        self.depths: set[int] = set()  # depths at which a list was opened
+        self.unpaired = False  # a marker in the current paragraph is still unpaired
         self.cell = 0
         self.link_href = ""
         self.pairs = _TELEGRAM_PAIRS if telegram else _WHATSAPP_PAIRS
@@ -234,7 +297,13 @@ class _Renderer:
 
     def blocks(self, tokens: list[Token]) -> None:
         w = self.w
+        stops = self.stops
         for t in tokens:
+            # Before a block's separator is written: the previous block's end.
+            while stops and t.map is not None and t.map[0] >= stops[len(self.stopped)]:
+                self.stopped.append(len(w.out))
+                if len(self.stopped) == len(stops):
+                    stops = []
             kind = t.type
             if kind in ("paragraph_open", "table_open", "html_block", "hr", "fence", "code_block"):
                 w.block(1 if self.lists else 2)
@@ -248,8 +317,7 @@ class _Renderer:
                 w.sep_strength = 2  # a cut right after a heading would strand it
             elif kind in ("bullet_list_open", "ordered_list_open"):
                 w.block(1 if self.lists else 2)
-                start = t.attrGet("start")
-                self.lists.append(None if kind == "bullet_list_open" else int(start or 1))
+                self.lists.append(None if kind == "bullet_list_open" else self.start(t))
             elif kind in ("bullet_list_close", "ordered_list_close"):
                 self.lists.pop()
             elif kind == "list_item_open":
@@ -285,6 +353,13 @@ class _Renderer:
             elif kind == "th_close":
                 w.close()
 
+    def start(self, t: Token) -> int:
+        depth = len(self.lists)
+        first = depth not in self.depths
+        self.depths.add(depth)
+        given = self.numbers[depth] if first and depth < len(self.numbers) else None
+        return given if given is not None else int(t.attrGet("start") or 1)
+
     def list_item(self) -> None:
         w = self.w
         w.block(1)
@@ -317,9 +392,11 @@ class _Renderer:
 
     def inline(self, tokens: list[Token]) -> None:
         w = self.w
+        self.unpaired = False
         for t in tokens:
             kind = t.type
             if kind == "text":
+                self.unpaired = self.unpaired or bool(_UNPAIRED.search(t.content))
                 w.text(self.plain(t.content))
             elif kind in ("softbreak", "hardbreak"):
                 w.newline()
@@ -362,39 +439,84 @@ def _plain(tokens: list[Token]) -> str:
     return "".join(_plain(t.children or []) if t.children else t.content for t in tokens)
 
 
-def _render(markdown: str, telegram: bool) -> Formatted:
-    renderer = _Renderer(telegram)
-    renderer.blocks(_MD.parse(markdown))
-    return renderer.w.result()
+def _parse_inline(blocks: list[Token]) -> list[Token]:
+    """What `_MD.parse` does after parsing the blocks: their inline content."""
+    state = StateCore("", _MD, {}, blocks)
+    for rule in _AFTER_BLOCKS:
+        rule(state)
+    return blocks
 
 
-def to_whatsapp(markdown: str) -> Rendered:
-    """WhatsApp text: `*bold*`, `_italic_`, `~strike~`, `` `code` ``, ```` ``` ```` blocks, `•`."""
-    return _render(markdown, telegram=False)
+@dataclass(frozen=True)
+class Renderer:
+    """Markdown to one channel's text (see `Render` for `numbers` and `stops`)."""
+
+    channel: str  # "whatsapp", "telegram" or "web"
+
+    def __call__(
+        self, markdown: str, numbers: Sequence[int | None] = (), stops: Sequence[int] = ()
+    ) -> Rendered:
+        return self.parsed(markdown, block_tokens(markdown), numbers, stops)
+
+    def parsed(
+        self,
+        markdown: str,
+        blocks: list[Token],
+        numbers: Sequence[int | None] = (),
+        stops: Sequence[int] = (),
+    ) -> Rendered:
+        if self.channel == "web":
+            return _web(markdown, blocks, stops)
+        renderer = _Renderer(self.channel == "telegram", numbers, stops)
+        renderer.blocks(_parse_inline(blocks))
+        stopped = renderer.stopped + [len(renderer.w.out)] * (len(stops) - len(renderer.stopped))
+        return renderer.w.result(renderer.unpaired, stopped)
 
 
-def to_telegram_html(markdown: str) -> Rendered:
-    """Telegram Bot API HTML parse mode: only b, i, s, code, pre, a, blockquote; all escaped."""
-    return _render(markdown, telegram=True)
+# WhatsApp text: `*bold*`, `_italic_`, `~strike~`, `` `code` ``, ```` ``` ```` blocks, `•`.
+to_whatsapp = Renderer("whatsapp")
+# Telegram Bot API HTML parse mode: only b, i, s, code, pre, a, blockquote; all escaped.
+to_telegram_html = Renderer("telegram")
+# The markdown itself, each block's source kept as written (Streamlit renders what CommonMark
+# would not, like `$math$`), blocks one blank line apart. Only block breaks are listed: the
+# web has no length limit, so it is never cut inside a block. `numbers` changes nothing: the
+# web shows a list's numbers as written.
+to_web_markdown = Renderer("web")
 
 
-def to_web_markdown(markdown: str) -> Rendered:
-    """The markdown itself, each block's source kept as written (Streamlit renders what
-    CommonMark would not, like `$math$`), blocks one blank line apart. Only block breaks are
-    listed: the web has no length limit, so it is never cut inside a block."""
+def _web(markdown: str, blocks: list[Token], stops: Sequence[int]) -> Rendered:
     lines = markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    parts: list[str] = []
+    top = [(t.map[0], min(t.map[1], len(lines))) for t in blocks if t.level == 0 and t.map]
+    parts: list[tuple[int, str]] = []  # (first line, text)
     done = 0
-    for first, end, _ in [*top_level_blocks("\n".join(lines)), (len(lines), len(lines), "")]:
+    for first, end in [*top, (len(lines), len(lines))]:
         # Lines between blocks that are not blank are link reference definitions: keep them.
         gap = "\n".join(line for line in lines[done:first] if line.strip())
-        parts += [p for p in (gap, "\n".join(lines[first:end]).rstrip()) if p.strip()]
+        block = "\n".join(lines[first:end]).rstrip()
+        parts += [(at, p) for at, p in ((done, gap), (first, block)) if p.strip()]
         done = max(done, end)
     text = ""
     breaks: dict[int, int] = {}
-    for part in parts:
+    starts: list[tuple[int, int]] = []  # (first line, offset) of each part
+    for first, part in parts:
         if text:
             text += BLOCK_SEPARATOR
             breaks[len(text)] = 3
+        starts.append((first, len(text)))
         text += part
-    return Rendered(text, breaks)
+    stopped = tuple(min(len(text), _line_offset(lines, starts, line)) for line in stops)
+    return Rendered(text, breaks, stops=stopped)
+
+
+def _line_offset(lines: list[str], starts: list[tuple[int, int]], line: int) -> int:
+    """Where source line `line` starts in the web text (parts keep their lines as written)."""
+    at = len(starts)
+    for i, (first, _) in enumerate(starts):
+        if first > line:
+            at = i
+            break
+    if at == 0:
+        return 0
+    first, offset = starts[at - 1]
+    offset += sum(len(lines[i]) + 1 for i in range(first, line))
+    return offset if at == len(starts) else min(offset, starts[at][1])

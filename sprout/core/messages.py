@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 BLOCK_SEPARATOR = "\n\n"  # between Markdown blocks, and between chunks sent as one
 
@@ -55,23 +59,49 @@ class Rendered:
 
     `breaks` maps an offset in `text` (a cut between text[:i] and text[i:]) to its strength:
     3 = paragraph break, 2 = sentence end, 1 = between words. Only offsets outside every
-    formatting pair, link and grapheme cluster are listed.
+    formatting pair, link and grapheme cluster are listed. `stops`: where in `text` the
+    blocks that start at the lines asked for begin (see `Render`).
     """
 
     text: str
     breaks: dict[int, int]
+    stops: tuple[int, ...] = field(default=(), kw_only=True)
+
+
+class Render(Protocol):
+    def __call__(
+        self, markdown: str, numbers: Sequence[int | None] = (), stops: Sequence[int] = ()
+    ) -> Rendered:
+        """The channel's text for `markdown`. `numbers`: where the first ordered list at each
+        depth starts, for a piece of an answer that continues a list (None: leave it be).
+        `stops`: lines (ascending) at which a piece starts, so one rendering can be cut into
+        pieces: for each, an offset in the whitespace before the first block that starts at
+        or after it (the end of the text if none does)."""
+        ...
+
+    def parsed(
+        self,
+        markdown: str,
+        blocks: list[Token],
+        numbers: Sequence[int | None] = (),
+        stops: Sequence[int] = (),
+    ) -> Rendered:
+        """The same from markdown-it's block tokens of `markdown` (`formatting.block_tokens`),
+        or the first of them: what was parsed to find pieces is not parsed again."""
+        ...
 
 
 @dataclass(frozen=True)
 class ChannelSpec:
-    """How a channel shows text. A chunk is sent once it holds complete blocks and is at least
-    `first_min` (the first) or `min_len` (later ones) long, or when the next block would not
-    fit in `max_len`: the first message goes out early, later ones are fuller."""
+    """How a channel shows text. A chunk is sent once it ends with a complete item or block
+    and is at least `first_min` (the first) or `min_len` (later ones) long, or with a complete
+    sentence and twice that, or when the next piece would not fit in `max_len`: the first
+    message goes out early, later ones are fuller."""
 
     name: str
     max_len: int | None
     measure: Callable[[str], int]
-    render: Callable[[str], Rendered]
+    render: Render
     first_min: int = 200
     min_len: int = 700
     # The most messages one answer may take; past it the rest is offered ("write more").

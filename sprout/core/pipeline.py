@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sprout.core.chunking import Chunk
+from sprout.core.chunking import Chunk, joined
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Incoming
 from sprout.core.metrics import SEND_FAILURES
@@ -80,8 +80,8 @@ class ChunkPipe:
 def _fits(batch: Sequence[Ready], spec: ChannelSpec | None) -> bool:
     if spec is None:
         return False
-    joined = BLOCK_SEPARATOR.join(ready.chunk.text for ready in batch)
-    return spec.max_len is None or spec.measure(joined) <= spec.max_len
+    text = joined(ready.chunk for ready in batch)
+    return spec.max_len is None or spec.measure(text) <= spec.max_len
 
 
 class ChunkSender:
@@ -97,14 +97,20 @@ class ChunkSender:
 
     async def send_ready(self, batch: Sequence[Ready]) -> None:
         ids = [ready.chunk_id for ready in batch]
-        text = BLOCK_SEPARATOR.join(ready.chunk.text for ready in batch)
-        await self.send(ids, text, already_sending=[r.chunk_id for r in batch if r.sending])
+        text = joined(ready.chunk for ready in batch)
+        sending = [r.chunk_id for r in batch if r.sending]
+        await self.send(ids, text, already_sending=sending, joint=batch[0].chunk.joint)
 
     async def send(
-        self, chunk_ids: list[int], text: str, already_sending: Collection[int] = ()
+        self,
+        chunk_ids: list[int],
+        text: str,
+        already_sending: Collection[int] = (),
+        joint: str = BLOCK_SEPARATOR,
     ) -> None:
         """Send `text` (one chunk, or several ready ones joined) and record the outcome;
-        `already_sending`: those of the chunks recorded as `sending` already."""
+        `already_sending`: those of the chunks recorded as `sending` already; `joint`: what
+        joins the first of them to the chunk before (see `Sender`)."""
         if self._blocked is not None:
             await self._store.mark_chunks(chunk_ids, ChunkState.FAILED, error=self._blocked)
             return
@@ -114,7 +120,7 @@ class ChunkSender:
             await self._store.mark_chunks(to_mark, ChunkState.SENDING)
         self.lease.check()
         try:
-            provider_id = await self._sender.send(self._incoming, text)
+            provider_id = await self._sender.send(self._incoming, text, joint)
         except SendError as error:
             await self._failed(chunk_ids, error)
             return

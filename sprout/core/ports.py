@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sprout.core.messages import Incoming, Media
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming, Media
 
 # How far a channel's clock may differ from ours when asking what it delivered since a time.
 LOOKUP_CLOCK_SKEW = timedelta(seconds=30)
@@ -52,9 +52,11 @@ SOLE_PROCESS: Lease = _SoleProcess()
 
 
 class Sender(Protocol):
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         """Deliver `text` to the user who sent `incoming`; return the channel's message id.
-        Retries transient failures itself; raises SendError when it gives up."""
+        `joint` joins it to what the answer already shows, on a channel that shows an answer
+        as one message growing (a sentence continues a paragraph: " "). Retries transient
+        failures itself; raises SendError when it gives up."""
         ...
 
 

@@ -12,8 +12,8 @@ WHATSAPP = ChannelSpec("whatsapp", 1600, utf16_len, to_whatsapp, max_messages=4)
 TELEGRAM = ChannelSpec("telegram", 4096, utf16_len, to_telegram_html)
 WEB = ChannelSpec("web", None, len, to_web_markdown)
 
-# A Telegram answer is one message that grows by edits: every complete Markdown block is a
-# chunk as soon as it is written.
+# A Telegram answer is one message that grows by edits: every complete sentence, list item
+# or block is a chunk as soon as it is written.
 TELEGRAM_STREAMING = replace(TELEGRAM, first_min=1, min_len=1)
 # The web has no length limit, so each complete Markdown block is sent as soon as it is written.
 WEB_STREAMING = replace(WEB, first_min=1, min_len=1)

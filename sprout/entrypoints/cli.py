@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from sprout.core.llm import DEMO_BANNER
 from sprout.core.logs import configure_logging, get_logger
-from sprout.core.messages import Incoming
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming
 from sprout.core.settings import Settings
 
 log = get_logger(__name__)
@@ -147,7 +147,7 @@ class _TerminalSender:
     def __init__(self) -> None:
         self.count = 0
 
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         self.count += 1
         print(f"\n--- sprout [{self.count}] ---\n{text}", flush=True)
         return str(self.count)

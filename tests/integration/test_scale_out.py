@@ -297,7 +297,10 @@ def test_telegram_messages_go_through_the_workers_too(
     fake_openai.set_reply("Thunder is the sound lightning makes. ⚡")
     cluster = cluster_factory(webs=1, workers=2, **telegram_env(fake_telegram))
     fake_telegram.push_text(7, "/explain thunder")
-    [answer] = fake_telegram.wait_for(lambda: fake_telegram.messages(7), 20, "answer")
+    # The answer grows by edits, a sentence at a time: wait for the whole of it.
+    whole = "Thunder is the sound lightning makes. ⚡"
+    fake_telegram.wait_for(lambda: [m.text for m in fake_telegram.messages(7)] == [whole], 20)
+    [answer] = fake_telegram.messages(7)
     assert answer.text == "Thunder is the sound lightning makes. ⚡"
     assert fake_telegram.calls_to("getUpdates"), "the web process polls"
     assert any('"job_started"' in worker.log() for worker in cluster.workers)

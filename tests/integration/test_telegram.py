@@ -26,9 +26,14 @@ def telegram_env(fake: FakeTelegram, **extra: str) -> dict[str, str]:
     return {"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url, **extra}
 
 
-def answered(fake: FakeTelegram, chat: int, n: int = 1) -> list[BotMessage]:
+def answered(fake: FakeTelegram, chat: int, n: int = 1, shows: str = "") -> list[BotMessage]:
+    """The chat's messages once there are `n`, the last one showing `shows` if given (an answer
+    grows by edits: a sentence at a time)."""
+
     def check() -> list[BotMessage]:
         messages = fake.messages(chat)
+        if shows and messages and messages[-1].text != shows:
+            return []
         return messages if len(messages) >= n else []
 
     return fake.wait_for(check, 15, "answer")
@@ -51,7 +56,7 @@ def test_polling_answers_commands_once(
     fake_openai.set_reply(SKY)
     update = fake_telegram.text_update(2, "/explain why is the sky blue?")
     fake_telegram.push_update(update, update)  # redelivered: the same update_id twice
-    [answer] = answered(fake_telegram, 2)
+    [answer] = answered(fake_telegram, 2, shows=to_telegram_html(SKY).text)
     assert answer.text == to_telegram_html(SKY).text
     assert fake_openai.requests[-1]["messages"][-1]["content"].endswith("why is the sky blue?")
     time.sleep(1.0)
@@ -80,7 +85,7 @@ def test_an_update_is_confirmed_only_once_recorded(
     blocker.rollback()
     blocker.close()
     server.start()
-    [answer] = answered(fake_telegram, 3)
+    [answer] = answered(fake_telegram, 3, shows=to_telegram_html(SKY).text)
     assert answer.text == to_telegram_html(SKY).text
     fake_telegram.wait_for(lambda: not fake_telegram.unconfirmed, 15, "confirmation")
 
@@ -154,7 +159,7 @@ def test_webhook_mode_checks_the_secret(
     assert httpx.post(url, json={"message": {}}, headers=good, timeout=10).status_code == 400
     for _ in range(2):  # Telegram retries when it does not hear back in time
         assert httpx.post(url, json=update, headers=good, timeout=10).status_code == 200
-    [answer] = answered(fake_telegram, 9)
+    [answer] = answered(fake_telegram, 9, shows=to_telegram_html(SKY).text)
     assert answer.text == to_telegram_html(SKY).text
     time.sleep(0.5)
     assert len(fake_telegram.messages(9)) == 1 and len(fake_openai.requests) == 1

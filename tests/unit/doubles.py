@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sprout.core.llm import ModelError, StreamItem, ToolCall, Tools, Truncated
-from sprout.core.messages import Incoming, Media
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming, Media
 from sprout.core.ports import MediaError, SendError
 from sprout.core.prompts import ChatMessage
 from tests.fakes.scripted import scripted
@@ -75,7 +75,7 @@ class RecordingSender:
     async def find_sent(self, incoming: Incoming, text: str, since: datetime) -> str | None:
         return f"id{self.sent.index(text) + 1}" if text in self.sent else None
 
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         if self.fail_permanently:
             raise SendError("outside the 24 h window", permanent=True)
         self.sent.append(text)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from sprout.core.chunking import Chunk, Chunker, chunk_markdown, split_rendered
 from sprout.core.formatting import to_telegram_html, to_web_markdown, to_whatsapp
 from sprout.core.messages import ChannelSpec, Rendered, utf16_len
-from sprout.core.specs import TELEGRAM, WEB, WHATSAPP
+from sprout.core.specs import TELEGRAM, TELEGRAM_STREAMING, WEB, WHATSAPP
 from tests.unit.test_formatting import html_problems
 
 FAST = settings(max_examples=200, deadline=None)
@@ -333,3 +333,124 @@ def test_crlf_split_across_deltas() -> None:
     chunker = Chunker(small(WHATSAPP, 100), first_min=1)
     out = chunker.feed("One.\r") + chunker.feed("\n\r\nTwo.\r\n") + chunker.finish()
     assert [c.text for c in out] == ["One.", "Two."]
+
+
+# --- pieces below the top-level block: items, rows, sentences ---
+
+IDEAS = "Here are some dinosaur activities to try together at home:\n\n" + "\n\n".join(
+    f"{n}. **Idea {n}**: Bury toy dinosaurs in a tray of sand and let your child dig them "
+    f"out. Talk about the shapes you find.\n   Areas: Physical Development"
+    for n in range(1, 11)
+)
+
+
+def streamed_with_times(spec: ChannelSpec, markdown: str, size: int) -> list[tuple[int, Chunk]]:
+    """Each chunk with how much of the answer had arrived when it was ready."""
+    chunker = Chunker(spec)
+    out: list[tuple[int, Chunk]] = []
+    for at in range(0, len(markdown), size):
+        out += [(at + size, c) for c in chunker.feed(markdown[at : at + size])]
+    return out + [(len(markdown) + 1, c) for c in chunker.finish()]
+
+
+def joined(chunks: list[Chunk]) -> str:
+    return chunks[0].text + "".join(c.joint + c.text for c in chunks[1:]) if chunks else ""
+
+
+def test_a_list_streamed_to_whatsapp_sends_its_first_message_early() -> None:
+    [(ready_at, first), *rest] = streamed_with_times(WHATSAPP, IDEAS, 5)
+    assert ready_at < IDEAS.index("3. **Idea 3**"), "the first message waits for the list"
+    assert first.text.startswith("Here are some") and first.text.endswith("Physical Development")
+    assert 200 <= utf16_len(first.text) <= 400
+    assert rest, "later ideas follow in later messages"
+
+
+def test_telegram_grows_with_each_sentence_and_item() -> None:
+    answer = IDEAS[: IDEAS.index("3. **Idea 3**")].rstrip()
+    seen = streamed_with_times(TELEGRAM_STREAMING, answer, 4)
+    texts = [chunk.text for _, chunk in seen]
+    assert texts[:4] == [
+        "Here are some dinosaur activities to try together at home:",
+        "1. <b>Idea 1</b>: Bury toy dinosaurs in a tray of sand and let your child dig them out.",
+        "Talk about the shapes you find.",
+        "Areas: Physical Development",
+    ]
+    assert [at for at, _ in seen] == sorted(at for at, _ in seen)
+    # A sentence goes as soon as the next one starts.
+    assert seen[1][0] <= answer.index("Talk about") + 4
+    # Shown in one growing message, joined by their joints, they are the whole answer.
+    assert joined([chunk for _, chunk in seen]) == to_telegram_html(answer).text
+
+
+def test_a_list_cut_across_messages_keeps_its_numbers() -> None:
+    # The model numbered every item "1."; the messages count on from one another.
+    answer = "\n".join(f"1. Item number {n} has a few words in it." for n in range(1, 10))
+    chunks = chunk_markdown(answer, small(WHATSAPP, 120))
+    assert len(chunks) > 2
+    numbers = [int(line.split(".")[0]) for c in chunks for line in c.text.split("\n")]
+    assert numbers == list(range(1, 10))
+    assert chunks[1].text.startswith("4. Item number 4")
+
+
+def test_a_nested_list_is_cut_between_its_items() -> None:
+    answer = "- Dig\n  - a tray\n  - some sand\n- Paint\n  - brushes\n  - paper"
+    chunks = chunk_markdown(answer, TELEGRAM_STREAMING)
+    assert [c.text for c in chunks] == [
+        "• Dig",
+        "• a tray",
+        "• some sand",
+        "• Paint",
+        "• brushes",
+        "• paper",
+    ]
+    assert joined(chunks) == to_telegram_html(answer).text
+    assert chunks[1].joint == "\n  "
+
+
+def test_a_table_cut_across_messages_repeats_its_header() -> None:
+    rows = [f"| Day {n} | Dig in the sand |" for n in range(6)]
+    answer = "| Day | Idea |\n|---|---|\n" + "\n".join(rows)
+    chunks = chunk_markdown(answer, small(WHATSAPP, 60))
+    assert len(chunks) > 1
+    assert all(c.text.startswith("*Day* | *Idea*\n") for c in chunks)
+    shown = [line for c in chunks for line in c.text.split("\n")[1:]]
+    assert shown == [f"Day {n} | Dig in the sand" for n in range(6)]
+    # One message that grows shows its header once.
+    growing = chunk_markdown(answer, TELEGRAM_STREAMING)
+    assert joined(growing) == to_telegram_html(answer).text
+
+
+def test_bullet_dots_are_list_items_and_the_source_keeps_them() -> None:
+    answer = "Try these:\n• Dig for dinosaurs\n• Paint footprints\n• Sort them by size"
+    chunks = chunk_markdown(answer, TELEGRAM_STREAMING)
+    assert [c.text for c in chunks] == [
+        "Try these:",
+        "• Dig for dinosaurs",
+        "• Paint footprints",
+        "• Sort them by size",
+    ]
+    assert [c.source for c in chunks] == [
+        "Try these:",
+        "• Dig for dinosaurs",
+        "• Paint footprints",
+        "• Sort them by size",
+    ]
+
+
+def test_a_sentence_ends_a_piece_only_where_no_pair_is_open() -> None:
+    answer = "Try this: **dig in the sand. Then paint** what you find. Enjoy it together."
+    chunks = [chunk for _, chunk in streamed_with_times(TELEGRAM_STREAMING, answer, 3)]
+    assert [c.text for c in chunks] == [
+        "Try this: <b>dig in the sand. Then paint</b> what you find.",
+        "Enjoy it together.",
+    ]
+
+
+def test_a_heading_goes_with_the_first_item_after_it() -> None:
+    answer = "Intro.\n\n### Outdoors\n1. Dig in the sand.\n2. Collect leaves."
+    chunks = chunk_markdown(answer, TELEGRAM_STREAMING)
+    assert [c.text for c in chunks] == [
+        "Intro.",
+        "<b>Outdoors</b>\n\n1. Dig in the sand.",
+        "2. Collect leaves.",
+    ]

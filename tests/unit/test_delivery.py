@@ -4,10 +4,10 @@ from dataclasses import dataclass, field, replace
 from sprout.core.bot import Bot, BotConfig
 from sprout.core.chunking import chunk_markdown
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher
-from sprout.core.formatting import to_whatsapp
-from sprout.core.messages import Incoming, Media, utf16_len
+from sprout.core.formatting import to_telegram_html, to_whatsapp
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming, Media, utf16_len
 from sprout.core.prompts import Prompts
-from sprout.core.specs import WHATSAPP
+from sprout.core.specs import TELEGRAM, WHATSAPP
 from sprout.core.store import Store
 from sprout.core.tables import ChunkState
 from tests.unit.doubles import FakeLLM, FakeTranscriber, RecordingSender, StoredMedia
@@ -265,9 +265,9 @@ async def test_a_send_cut_off_by_a_crash_is_repeated_when_unknown(
 class SlowSender(RecordingSender):
     """A channel that takes a while per request, like a paced Telegram edit."""
 
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         await asyncio.sleep(0.05)
-        return await super().send(incoming, text)
+        return await super().send(incoming, text, joint)
 
 
 async def test_a_coalescing_channel_gets_what_is_ready_in_one_send(
@@ -287,6 +287,34 @@ async def test_a_coalescing_channel_gets_what_is_ready_in_one_send(
     assert all(utf16_len(text) <= 1600 for text in sender.sent)
     assert "".join("".join(sender.sent).split()) == "".join(answer.split())
     assert {chunk.state for chunk in job.chunks} == {ChunkState.SENT}
+
+
+@dataclass
+class GrowingSender(RecordingSender):
+    """One message that grows, as Telegram's: each text joins the last by its joint."""
+
+    shown: str = ""
+
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
+        self.shown += (joint if self.shown else "") + text
+        return await super().send(incoming, text, joint)
+
+
+async def test_a_growing_message_joins_chunks_as_the_answer_reads(
+    store: Store, prompts: Prompts
+) -> None:
+    inbound_id = await store.record_inbound(incoming())
+    assert inbound_id is not None
+    sender = GrowingSender()
+    spec = replace(TELEGRAM, first_min=1, min_len=1)
+    sentences = [f"Sentence {n} is about **puddles** and rain." for n in range(12)]
+    answer = "Intro:\n\n- one\n- two\n\n" + " ".join(sentences)
+    bot = Bot(FakeLLM(answer, delay_s=0.002), prompts, store)
+    channel = Channel(spec, sender, hold=False, coalesce=True)
+    await Delivery(store, bot, {"whatsapp": channel}).run(inbound_id)
+    assert len(sender.sent) > 2, "the message grew as the answer was written"
+    assert any(text.startswith("Sentence 1 ") for text in sender.sent), "by sentences"
+    assert sender.shown == to_telegram_html(answer).text
 
 
 async def test_a_job_that_fails_for_a_moment_is_run_again() -> None:
@@ -344,7 +372,7 @@ class CheckingSender(RecordingSender):
     inbound_id: int = 0
     problems: list[str] = field(default_factory=list)
 
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         assert self.store is not None
         job = await self.store.load_job(self.inbound_id)
         assert job is not None
@@ -353,7 +381,7 @@ class CheckingSender(RecordingSender):
         if not any(c.body == text and c.state is ChunkState.SENDING for c in job.chunks):
             self.problems.append(f"{text!r} not recorded as sending")
         await asyncio.sleep(0.005)  # a real send takes a while: generation finishes meanwhile
-        return await super().send(incoming, text)
+        return await super().send(incoming, text, joint)
 
 
 async def test_every_send_is_recorded_as_sending_first_and_the_job_finishes_after(

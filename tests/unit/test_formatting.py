@@ -204,3 +204,25 @@ def test_markdownish_soup_never_leaks_double_markers_or_bad_html(markdown: str) 
     for at in whatsapp.breaks:
         assert not whatsapp.text[at].isspace()
         assert whatsapp.text[:at].strip()
+
+
+def test_numbers_continue_a_list_cut_across_messages() -> None:
+    # A piece of an answer that continues a list is told where its lists' numbering stands.
+    assert to_whatsapp("1. x\n1. y", numbers=(4,)).text == "4. x\n5. y"
+    assert to_telegram_html("- a\n  1. b\n  1. c", numbers=(None, 7)).text == "• a\n  7. b\n  8. c"
+    # Only the first list at that depth: a new list after it counts from its own start.
+    assert to_whatsapp("1. x\n\nText\n\n1. y", numbers=(4,)).text == "4. x\n\nText\n\n1. y"
+    assert to_web_markdown("1. x", numbers=(4,)).text == "1. x"
+
+
+def test_unpaired_markers_are_reported() -> None:
+    # Text after an unpaired marker could still pair it, so the paragraph is not settled.
+    formatted = [to_whatsapp(md) for md in ("a **b** c.", "a **b c.", "a `b c.", "see [a b")]
+    assert [isinstance(f, Formatted) and f.unpaired for f in formatted] == [
+        False,
+        True,
+        True,
+        True,
+    ]
+    assert isinstance(f := to_telegram_html("snake_case ok ~5 min"), Formatted)
+    assert f.unpaired

@@ -55,6 +55,18 @@ async def test_chunks_grow_one_message_by_paced_edits(
     assert all(b - a >= INTERVAL * 0.9 for a, b in itertools.pairwise(edits))
 
 
+async def test_a_chunk_is_appended_with_its_joint(
+    sender: TelegramSender, fake: FakeTelegram
+) -> None:
+    # A sentence continues the paragraph before it; an item goes on the next line.
+    await sender.send(incoming(), "Dig in the sand.")
+    await sender.send(incoming(), "Then paint.", joint=" ")
+    await sender.send(incoming(), "1. Leaves", joint="\n\n")
+    await sender.send(incoming(), "2. Sticks", joint="\n")
+    [message] = fake.messages(CHAT)
+    assert message.text == "Dig in the sand. Then paint.\n\n1. Leaves\n2. Sticks"
+
+
 async def test_a_long_answer_continues_in_a_new_message(
     sender: TelegramSender, fake: FakeTelegram
 ) -> None:

@@ -94,12 +94,12 @@ class TelegramSender:
         # One entry per chat with an answer in progress: jobs run one at a time per user.
         self._chats: dict[int, _Chat] = {}
 
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         chat_id = chat_id_of(incoming.user_id)
         chat = self._chats.setdefault(chat_id, _Chat())
         answer = chat.answer if chat.answer and chat.answer.key == incoming.message_id else None
-        if answer is not None and utf16_len(answer.text + BLOCK_SEPARATOR + text) <= MAX_LEN:
-            grown = answer.text + BLOCK_SEPARATOR + text
+        if answer is not None and utf16_len(answer.text + joint + text) <= MAX_LEN:
+            grown = answer.text + joint + text
             edit = partial(
                 self._bot.edit_message_text,
                 grown,

@@ -7,7 +7,7 @@ import queue
 import time
 from uuid import uuid4
 
-from sprout.core.messages import Incoming
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming
 
 # (monotonic time, what, text): "text" is live text to show, "chunk" a chunk as the channel
 # sent it (for the timeline), "end" the answer is done.
@@ -33,7 +33,7 @@ class QueueSender:
     def preview(self, incoming: Incoming, text: str) -> None:
         self._put(incoming, "text", text)
 
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         self._put(incoming, "chunk", text)
         return uuid4().hex
 

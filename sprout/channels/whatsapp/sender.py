@@ -13,7 +13,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from sprout.core.messages import Incoming
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming
 from sprout.core.ports import LOOKUP_CLOCK_SKEW, SendError
 from sprout.core.sending import retry_after_header, send_with_retries
 
@@ -92,7 +92,7 @@ class TwilioSender:
         self._attempts = attempts
         self._backoff_s = backoff_s
 
-    async def send(self, incoming: Incoming, text: str) -> str:
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
         """Twilio cannot be asked to create a message idempotently, so after an attempt whose
         fate is unknown (a timeout, a dropped connection) it is asked whether the message
         arrived before it is sent again."""
