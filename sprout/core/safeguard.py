@@ -56,8 +56,7 @@ class Safeguard:
         )
         responses = self._prompts.safeguarding
         help_text = BLOCK_SEPARATOR.join(
-            responses.response(category.value, decided.language)
-            for category in concern.categories
+            responses.response(category.value, decided.language) for category in concern.categories
         )
         # A resumed answer sends only what the parent does not have yet.
         sent = turn.ask.already_sent

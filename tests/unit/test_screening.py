@@ -91,9 +91,7 @@ async def test_moderation_is_asked_for_every_answer_a_resumed_one_too(prompts: P
     held = ScreenedAnswer(answer("x"), screen.start(turn("how to hurt")), Instead())
     assert [c.text async for c in held] == [SAFE.text]
     resumed = screen.start(turn("how to hurt", "what the parent already has"))
-    assert [c.text async for c in ScreenedAnswer(answer("rest"), resumed, Instead())] == [
-        SAFE.text
-    ]
+    assert [c.text async for c in ScreenedAnswer(answer("rest"), resumed, Instead())] == [SAFE.text]
     assert moderator.checked == ["how to hurt", "how to hurt"]
 
 
