@@ -143,7 +143,7 @@ def broken(tmp_path: Path, old: str, new: str) -> Path:
 def test_a_broken_rules_file_stops_start_up_naming_it(
     tmp_path: Path, old: str, new: str, says: str
 ) -> None:
-    with pytest.raises(PromptError, match="answer_rules.toml") as error:
+    with pytest.raises(PromptError, match=r"answer_rules\.toml") as error:
         load_prompts(broken(tmp_path, old, new))
     assert says in str(error.value)
 
