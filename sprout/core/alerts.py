@@ -31,7 +31,7 @@ from sprout.core.store import Alert, Store
 log = get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Sprout-Signature"
-POST_TIMEOUT_S = 10.0
+POST_TIMEOUT_S = 5.0
 ATTEMPTS_AT_ONCE = 2  # then the row waits for a later sweep
 MAX_RETRY_S = 3600.0
 

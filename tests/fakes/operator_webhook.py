@@ -48,6 +48,11 @@ class FakeOperatorWebhook(FakeService):
         with self._lock:
             self._failures.extend([status] * times)
 
+    def recover(self) -> None:
+        """Take deliveries again: drop the failures still queued."""
+        with self._lock:
+            self._failures.clear()
+
     def hang_next(self, seconds: float, times: int = 1) -> None:
         with self._lock:
             self._hangs.extend([seconds] * times)
