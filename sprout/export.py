@@ -110,7 +110,7 @@ async def export_safety(store: Store) -> list[dict[str, Any]]:
         )
         return [
             {
-                "at": (_utc(row.at) or row.at).isoformat(),
+                "at": row.at.replace(tzinfo=row.at.tzinfo or UTC).isoformat(),
                 "user": row.user_ref,
                 "channel": row.channel,
                 "stage": row.stage,
