@@ -25,6 +25,7 @@ from sprout.channels.telegram.media import TelegramMedia
 from sprout.channels.telegram.sender import TelegramSender
 from sprout.channels.whatsapp.media import TwilioMedia
 from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
+from sprout.core.alerts import AlertOutbox, WebhookPoster
 from sprout.core.bot import Bot, BotConfig
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher, run_with_retries
 from sprout.core.llm import DEMO_BANNER, DemoChatModel, OpenAIChatModel
@@ -60,7 +61,18 @@ def build_model(settings: Settings) -> Model:
     return OpenAIChatModel(client, settings.model)
 
 
-def build_bot(settings: Settings, model: Model, prompts: Prompts, store: Store) -> Bot:
+def build_alerts(settings: Settings, store: Store) -> AlertOutbox | None:
+    """The operators' webhook outbox, when they set a webhook (started by `running`)."""
+    url, secret = settings.safeguarding_webhook_url, settings.safeguarding_webhook_secret
+    if url is None or secret is None:
+        return None
+    poster = WebhookPoster(url, secret.get_secret_value())
+    return AlertOutbox(store, poster, settings.safeguarding_webhook_retry_s)
+
+
+def build_bot(
+    settings: Settings, model: Model, prompts: Prompts, store: Store, alerts: AlertOutbox | None
+) -> Bot:
     # With Redis the count is shared, so a user cannot exceed it by landing on several workers.
     limits_storage = settings.redis_connection_url or "memory://"
     transcriber, moderator = None, None
@@ -75,6 +87,7 @@ def build_bot(settings: Settings, model: Model, prompts: Prompts, store: Store) 
         rate_limit=RateLimit(settings.rate_limit, limits_storage) if settings.rate_limit else None,
         transcriber=transcriber,
         moderator=moderator,
+        alert=alerts.poke if alerts is not None else None,
     )
     return Bot(TimedModel(model), prompts, store, config)
 
@@ -88,6 +101,9 @@ class Core:
     store: Store
     model: Model
     bot: Bot
+    # Delivers severe safety events to the operators' webhook; None without one. Only `serve`
+    # and `worker` run it: events recorded elsewhere (`chat`, the web page) wait for them.
+    alerts: AlertOutbox | None = None
 
     def delivery(self, channels: Mapping[str, Channel]) -> Delivery:
         return Delivery(self.store, self.bot, channels, self.settings.hold_after_s)
@@ -112,9 +128,13 @@ async def open_core(settings: Settings, prompts: Prompts | None = None) -> Async
         model = build_model(settings)
         if settings.demo_mode:
             log.warning("demo_mode", message=DEMO_BANNER)
+        alerts = build_alerts(settings, store)
+        bot = build_bot(settings, model, prompts, store, alerts)
         try:
-            yield Core(settings, prompts, store, model, build_bot(settings, model, prompts, store))
+            yield Core(settings, prompts, store, model, bot, alerts)
         finally:
+            if alerts is not None:
+                await alerts.close()
             await model.close()
 
 
@@ -224,6 +244,8 @@ async def running(
             await jobs.start()
             if role == "worker":
                 jobs.serve(partial(_run_job, delivery), settings.sweep_s, concurrency)
+        if core.alerts is not None:
+            core.alerts.start()  # stopped by open_core, after the jobs that record events
         intake = _Intake(core.store, jobs.submit)
         updates = None
         if telegram is not None and role == "web":

@@ -2,6 +2,9 @@
 
 User ids are pseudonymised (the same keyed hash as the logs), so an export can be shared without
 phone numbers; the message texts are what the research is about and are kept.
+
+`sprout export --safety` lists the safety events instead, for operators: what the screens did,
+when, for which pseudonymised user, and whether the webhook took the alert; never the words.
 """
 
 from __future__ import annotations
@@ -13,10 +16,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from sprout.core.logs import user_ref
 from sprout.core.store import Store
-from sprout.core.tables import AnswerRow, ChunkRow, ChunkState, InboundRow
+from sprout.core.tables import (
+    AnswerRow,
+    ChunkRow,
+    ChunkState,
+    InboundRow,
+    SafetyAlertRow,
+    SafetyEventRow,
+)
 
 FIELDS = (
     "user", "channel", "received_at", "question", "answer", "kind", "messages", "hold_sent",
@@ -83,9 +94,45 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
     return rows
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+SAFETY_FIELDS = (
+    "at", "user", "channel", "stage", "source", "category", "severity", "rule", "alert",
+)  # fmt: skip
+
+
+async def export_safety(store: Store) -> list[dict[str, Any]]:
+    """Every safety event, oldest first. `alert`: "" (none), "pending" or "delivered"."""
+    event, alert = SafetyEventRow, aliased(SafetyAlertRow)
+    async with store.engine.connect() as connection:
+        rows = await connection.execute(
+            select(event, alert.id.label("alert_id"), alert.delivered_at)
+            .outerjoin(alert, alert.event_id == event.id)
+            .order_by(event.id)
+        )
+        return [
+            {
+                "at": row.at.replace(tzinfo=row.at.tzinfo or UTC).isoformat(),
+                "user": row.user_ref,
+                "channel": row.channel,
+                "stage": row.stage,
+                "source": row.source,
+                "category": row.category,
+                "severity": row.severity,
+                "rule": row.rule,
+                "alert": _alert_state(row.alert_id, row.delivered_at),
+            }
+            for row in rows
+        ]
+
+
+def _alert_state(alert_id: int | None, delivered_at: datetime | None) -> str:
+    if alert_id is None:
+        return ""
+    return "delivered" if delivered_at is not None else "pending"
+
+
+def to_csv(rows: list[dict[str, Any]], fields: tuple[str, ...] = FIELDS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FIELDS)
+    writer = csv.DictWriter(out, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()

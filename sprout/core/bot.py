@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from sprout.core.chunking import Chunk
 from sprout.core.decide import Decide, Decision, Fixed, ForModel, Limits
+from sprout.core.events import SafetyEvents, uncovered_event
 from sprout.core.generate import Generate, ModelLimits
 from sprout.core.listen import Listener, heard_line
 from sprout.core.llm import ChatModel, Moderator, Transcriber
@@ -26,9 +27,15 @@ from sprout.core.profile import Profile
 from sprout.core.prompts import FLAGGED, Prompts
 from sprout.core.ratelimit import RateLimit
 from sprout.core.routing import Intent
-from sprout.core.safeguard import Safeguard, Safeguarding
+from sprout.core.safeguard import Safeguard, Safeguarding, SafeguardParts
 from sprout.core.safety import Category, Concern
-from sprout.core.screening import REFUSED_KIND, RequestScreen, ScreenedAnswer
+from sprout.core.screening import (
+    REFUSED_KIND,
+    AnswerGuard,
+    HeldError,
+    RequestScreen,
+    ScreenedAnswer,
+)
 from sprout.core.store import Store
 from sprout.core.turn import Ask, LiveView, Turn, fixed_chunks
 
@@ -52,6 +59,8 @@ class BotConfig:
     rate_limit: RateLimit | None = None
     transcriber: Transcriber | None = None
     moderator: Moderator | None = None
+    # Wakes the operators' webhook outbox when a severe event is recorded (None: no webhook).
+    alert: Callable[[], None] | None = None
 
 
 class Answer:
@@ -95,7 +104,10 @@ class Bot:
         self._screen = RequestScreen(prompts.safeguarding.matcher, config.moderator)
         limits = ModelLimits(config.history_tokens, config.model_attempts, config.retry_wait_s)
         self._generate = Generate(model, prompts, store, limits)
-        self._safeguard = Safeguard(prompts, self._generate)
+        self._events = SafetyEvents(store, config.alert)
+        self._guard = AnswerGuard(prompts, config.moderator, self._events)
+        parts = SafeguardParts(self._generate, self._guard, self._events)
+        self._safeguard = Safeguard(prompts, parts)
 
     @property
     def model(self) -> ChatModel:
@@ -111,16 +123,25 @@ class Bot:
             return Answer(safeguarding, self._safeguard.answer(turn, safeguarding, view))
         decision = await self._decide(turn)
         if isinstance(decision, ForModel):
-            asked = turn
-            if decision.first:  # a newcomer's question: answered, after saying who answers
-                intro = self.prompts.text("intro", decision.language)
-                asked = replace(turn, lead=turn.lead + intro + "\n\n")
-            verdict = self._screen.start(turn)
-            chunks = self._generate.stream(asked, decision.intent, decision.argument, verdict, view)
-            return Answer(decision, ScreenedAnswer(chunks, verdict, self._instead(turn, view)))
+            if self._guard.ended(turn):
+                return Answer(decision, _each(list))
+            return Answer(decision, self._model_answer(turn, decision, view))
         if isinstance(decision, Fixed):
             return Answer(decision, _each(self._fixed(decision, turn, view)))
         return Answer(decision, _each(list))
+
+    def _model_answer(self, turn: Turn, decision: ForModel, view: LiveView) -> ScreenedAnswer:
+        """The model's answer, screened: moderation on the request, the answer screen on
+        each chunk."""
+        turn = replace(turn, language=decision.language)
+        asked = turn
+        if decision.first:  # a newcomer's question: answered, after saying who answers
+            intro = self.prompts.text("intro", decision.language)
+            asked = replace(turn, lead=turn.lead + intro + "\n\n")
+        verdict = self._screen.start(turn)
+        chunks = self._generate.stream(asked, decision.intent, decision.argument, verdict, view)
+        guarded = self._guard.guard(chunks, turn, view)
+        return ScreenedAnswer(guarded, verdict, self._instead(turn, view))
 
     async def chunks(
         self, incoming: Incoming, spec: ChannelSpec, on_text: Preview | None = None
@@ -151,20 +172,25 @@ class Bot:
             return replace(turn, unheard=True)
         return replace(turn, incoming=heard, lead=heard_line(heard.text))
 
-    def _instead(
-        self, turn: Turn, view: LiveView
-    ) -> Callable[[Concern | None], AsyncIterator[Chunk]]:
+    def _instead(self, turn: Turn, view: LiveView) -> Callable[[HeldError], AsyncIterator[Chunk]]:
         """What replaces an answer moderation held back: the help for what it was flagged
         for, or the safe text when none of our categories covers it."""
 
-        def instead(concern: Concern | None) -> AsyncIterator[Chunk]:
-            if concern is not None:
-                safeguarding = self._safeguard.decide(turn, concern)
+        def instead(held: HeldError) -> AsyncIterator[Chunk]:
+            if held.concern is not None:
+                safeguarding = self._safeguard.decide(turn, held.concern)
                 return self._safeguard.answer(turn, safeguarding, view)
-            text = self.prompts.safeguarding.response(FLAGGED, turn.profile.language)
-            return _each(lambda: view.blocks(fixed_chunks(text, turn.spec)))
+            return self._flagged(turn, held.flags, view)
 
         return instead
+
+    async def _flagged(
+        self, turn: Turn, flags: frozenset[str], view: LiveView
+    ) -> AsyncIterator[Chunk]:
+        text = self.prompts.safeguarding.response(FLAGGED, turn.profile.language)
+        for chunk in view.blocks(fixed_chunks(text, turn.spec)):
+            yield chunk
+        await self._events.record(turn.origin, [uncovered_event(flags)])
 
     def _fixed(self, fixed: Fixed, turn: Turn, view: LiveView) -> Callable[[], list[Chunk]]:
         """The fixed text's chunks, shown to the live view when they are taken."""

@@ -4,7 +4,7 @@ profile tool, retries, and the apology when the model cannot answer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 
 from sprout.core.bounds import BoundedChunker
@@ -76,7 +76,7 @@ class Generate:
 
     async def stream(
         self, turn: Turn, intent: Intent, argument: str, verdict: Verdict, view: LiveView
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         """The answer as chunks. Nothing is shown or saved before the request screen's
         `verdict` passed (RefusedError otherwise). "my son is 2, ideas with playdough?":
         the profile is saved, then the question is answered for the new age."""
@@ -96,7 +96,7 @@ class Generate:
 
     async def kind_reply(
         self, turn: Turn, reply: KindReply, view: LiveView
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         """A short reply that listens, under the safeguarding prompt, after the help (no
         tools: nothing is saved from a message like this)."""
         safeguarding = self._prompts.safeguarding

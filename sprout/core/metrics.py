@@ -49,6 +49,16 @@ VOICE_NOTES = Counter(
 REQUESTS_FLAGGED = Counter(
     "sprout_requests_flagged_total", "Requests moderation flagged (answered with the safe text)"
 )
+SAFETY_EVENTS = Counter(
+    "sprout_safety_events_total",
+    "Safeguarding events: the request or answer screen acted (never a message's words)",
+    ["category", "stage"],
+)
+ALERTS = Counter(
+    "sprout_safeguarding_alerts_total",
+    "Operators' webhook deliveries of severe safety events: delivered, or failed (retried)",
+    ["outcome"],
+)
 ENQUEUE_FAILURES = Counter(
     "sprout_enqueue_failures_total",
     "Accepted messages that could not be queued at once (a sweep queues them later)",

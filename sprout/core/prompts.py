@@ -10,10 +10,11 @@ import re
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+from sprout.core.answer_rules import AnswerRules, Reason, RulesError, parse_rules
 from sprout.core.safety import Category, PhraseError, PhraseList, PhraseMatcher
 
 
@@ -32,9 +33,17 @@ TEXT_KEYS = frozenset(
         "media_only", "settings", "profile_saved", "reset_done", "forgotten", "stopped",
         "places_indoors", "places_outdoors", "places_both", "all_areas", "not_set",
         "age_years", "age_months", "slow_down", "voice_failed", "intro", "cut_short",
+        "unsafe_dose", "unsafe_diagnosis", "unsafe_link", "unsafe_answer",
     }
 )  # fmt: skip
-TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n"})
+TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n", "health"})
+# The fixed text that replaces the rest of an answer the answer screen stopped, per reason.
+SAFE_TEXTS = {
+    Reason.DOSE: "unsafe_dose",
+    Reason.DIAGNOSIS: "unsafe_diagnosis",
+    Reason.LINK: "unsafe_link",
+    Reason.MODERATION: "unsafe_answer",
+}
 DEFAULT_LANGUAGE = "en"
 DEFAULT_REGION = "uk"
 # The help a region offers, as its file names them; safeguarding responses use them.
@@ -49,10 +58,13 @@ class Template:
     user: str
     # The most a model may write for this kind of answer: a rambling model is cut, not sent.
     max_tokens: int
+    # The rules every prompt starts with (prompts/rules.toml), already filled in.
+    rules: str = ""
 
     def messages(self, **values: str) -> list[ChatMessage]:
+        system = self.system.format(**values).strip()
         return [
-            {"role": "system", "content": self.system.format(**values).strip()},
+            {"role": "system", "content": f"{self.rules}\n\n{system}" if self.rules else system},
             {"role": "user", "content": self.user.format(**values).strip()},
         ]
 
@@ -67,10 +79,14 @@ class Safeguarding:
     reply: Template
     guidance: Mapping[Category, str]  # what the kind reply should do, per category
     region: str
+    services: Mapping[str, Mapping[str, str]]  # language ("" the default) -> service -> text
 
     def response(self, key: str, language: str | None = None) -> str:
         table = self.responses.get(language or DEFAULT_LANGUAGE)
         return (table or self.responses[DEFAULT_LANGUAGE])[key]
+
+    def service(self, key: str, language: str | None = None) -> str:
+        return self.services.get(language or "", {}).get(key) or self.services[""][key]
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,18 @@ class Prompts:
     eyfs_areas: Mapping[str, str]
     texts: Mapping[str, Mapping[str, str]]
     safeguarding: Safeguarding
+    answer_rules: AnswerRules
+
+    def safe_text(self, reason: Reason, language: str | None = None) -> str:
+        """What replaces an answer the answer screen stopped, for `reason`."""
+        health = self.safeguarding.service("health", language)
+        return self.text(SAFE_TEXTS[reason], language, health=health)
+
+    def safe_texts(self) -> frozenset[str]:
+        """Every such text in every language (a resumed answer that ended with one is over)."""
+        return frozenset(
+            self.safe_text(reason, language) for reason in SAFE_TEXTS for language in self.texts
+        )
 
     def text(self, key: str, language: str | None = None, **values: str) -> str:
         table = self.texts.get(language or DEFAULT_LANGUAGE) or self.texts[DEFAULT_LANGUAGE]
@@ -181,8 +209,12 @@ def _phrase_list(path: Path, data: Mapping[str, Any]) -> PhraseList:
     )
 
 
-def _safety(directory: Path, region: str) -> tuple[list[PhraseList], dict[str, dict[str, str]]]:
-    """Each language's phrase list, and its responses with the region's numbers filled in."""
+_Safety = tuple[list[PhraseList], dict[str, dict[str, str]], dict[str, dict[str, str]]]
+
+
+def _safety(directory: Path, region: str) -> _Safety:
+    """Each language's phrase list, its responses with the region's numbers filled in, and
+    the region's services."""
     services = _region(directory, region)
     keys = [category.value for category in Category] + [FLAGGED]
     lists, responses = [], {}
@@ -201,11 +233,11 @@ def _safety(directory: Path, region: str) -> tuple[list[PhraseList], dict[str, d
         }
     if DEFAULT_LANGUAGE not in responses:
         raise PromptError(f"{directory / 'safety'}: no {DEFAULT_LANGUAGE}.toml")
-    return lists, responses
+    return lists, responses, services
 
 
 def _safeguarding(directory: Path, region: str) -> Safeguarding:
-    lists, responses = _safety(directory, region)
+    lists, responses, services = _safety(directory, region)
     try:
         matcher = PhraseMatcher(lists)
     except PhraseError as error:
@@ -222,7 +254,32 @@ def _safeguarding(directory: Path, region: str) -> Safeguarding:
         reply,
         {category: _string(guidance, category.value, path, frozenset()) for category in kind},
         region,
+        services,
     )
+
+
+def _answer_rules(directory: Path, region: str) -> AnswerRules:
+    """The answer screen's rules, with the region's own sites on the allow-list."""
+    path = directory / "answer_rules.toml"
+    region_path = directory / "regions" / f"{region}.toml"
+    links = _read(region_path).get("links", [])
+    if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
+        raise PromptError(f"{region_path}: links must be a list of sites")
+    try:
+        return parse_rules(_read(path), links)
+    except RulesError as error:
+        raise PromptError(f"{path}: {error}") from None
+
+
+def _with_rules(template: Template, rules: str) -> Template:
+    return Template(template.system, template.user, template.max_tokens, rules)
+
+
+def _rules_text(directory: Path, answer_rules: AnswerRules) -> str:
+    """The rules every prompt starts with, the allow-list filled in."""
+    path = directory / "rules.toml"
+    sites = ", ".join(a.host + a.path for a in answer_rules.allowed)
+    return _string(_read(path), "system", path, frozenset({"links"})).format(links=sites).strip()
 
 
 def load_prompts(directory: Path, region: str = DEFAULT_REGION) -> Prompts:
@@ -236,14 +293,27 @@ def load_prompts(directory: Path, region: str = DEFAULT_REGION) -> Prompts:
     tool = profile.get("tool")
     if not isinstance(tool, dict) or tool.get("function", {}).get("name") != "update_profile":
         raise PromptError(f"{directory / 'profile.toml'}: [tool] must define update_profile")
+    safeguarding = _safeguarding(directory, region)
+    answer_rules = _answer_rules(directory, region)
+    rules = _rules_text(directory, answer_rules)
     return Prompts(
-        explain=_template(directory / "explain.toml", frozenset({"age", "question", "language"})),
-        activities=_template(
-            directory / "activities.toml",
-            frozenset({"age", "places", "areas", "topic", "language"}),
+        explain=_with_rules(
+            _template(directory / "explain.toml", frozenset({"age", "question", "language"})),
+            rules,
         ),
-        chat=_template(
-            directory / "chat.toml", frozenset({"age", "places", "areas", "language", "message"})
+        activities=_with_rules(
+            _template(
+                directory / "activities.toml",
+                frozenset({"age", "places", "areas", "topic", "language"}),
+            ),
+            rules,
+        ),
+        chat=_with_rules(
+            _template(
+                directory / "chat.toml",
+                frozenset({"age", "places", "areas", "language", "message"}),
+            ),
+            rules,
         ),
         profile_instructions=_string(
             profile, "instructions", directory / "profile.toml", frozenset()
@@ -254,5 +324,6 @@ def load_prompts(directory: Path, region: str = DEFAULT_REGION) -> Prompts:
         ).strip(),
         eyfs_areas={str(name): str(text) for name, text in areas.items()},
         texts=_texts(directory / "texts"),
-        safeguarding=_safeguarding(directory, region),
+        safeguarding=replace(safeguarding, reply=_with_rules(safeguarding.reply, rules)),
+        answer_rules=answer_rules,
     )

@@ -9,14 +9,16 @@ model writes under the safeguarding prompt: a parent in crisis is listened to, n
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sprout.core.chunking import Chunk
+from sprout.core.events import SafetyEvents, request_events
 from sprout.core.generate import Generate, KindReply
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import BLOCK_SEPARATOR
 from sprout.core.prompts import Prompts
 from sprout.core.safety import Category, Concern
+from sprout.core.screening import AnswerGuard
 from sprout.core.turn import LiveView, Turn, fixed_chunks
 
 log = get_logger(__name__)
@@ -34,10 +36,21 @@ class Safeguarding:
         return self.concern.primary.value
 
 
+@dataclass(frozen=True)
+class SafeguardParts:
+    """What the safeguarding stage uses besides the prompts."""
+
+    generate: Generate
+    guard: AnswerGuard  # the kind reply is the model's: its chunks are screened too
+    events: SafetyEvents
+
+
 class Safeguard:
-    def __init__(self, prompts: Prompts, generate: Generate) -> None:
+    def __init__(self, prompts: Prompts, parts: SafeguardParts) -> None:
         self._prompts = prompts
-        self._generate = generate
+        self._generate = parts.generate
+        self._guard = parts.guard
+        self._events = parts.events
 
     def decide(self, turn: Turn, concern: Concern) -> Safeguarding:
         """In the parent's own language: the profile's, else the one the phrases were in."""
@@ -63,8 +76,12 @@ class Safeguard:
         chunks = fixed_chunks(turn.lead + help_text, turn.spec)
         for chunk in view.blocks([c for c in chunks if not sent or c.source not in sent]):
             yield chunk
-        if Category.EMERGENCY in concern.categories:
+        # Recorded once the help is on its way (an emergency's 999 waits for nothing).
+        await self._events.record(turn.origin, request_events(concern))
+        if Category.EMERGENCY in concern.categories or self._guard.ended(turn):
             return
         reply = KindReply(concern.primary, help_text, decided.language)
-        async for chunk in self._generate.kind_reply(turn, reply, view):
+        replying = replace(turn, language=decided.language)
+        kind = self._generate.kind_reply(replying, reply, view)
+        async for chunk in self._guard.guard(kind, replying, view):
             yield chunk

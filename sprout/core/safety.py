@@ -45,6 +45,7 @@ class Concern:
     categories: tuple[Category, ...]
     language: str | None = None
     source: str = "matcher"  # or "moderation"
+    flags: frozenset[str] = frozenset()  # the moderation categories, when moderation found it
 
     @property
     def primary(self) -> Category:

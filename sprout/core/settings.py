@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     # On SIGTERM/SIGINT, how long answers in flight get to finish before they are cut off
     # (they resume after restart): under the 30 s Heroku allows before it kills the process.
     shutdown_grace_s: float = Field(20.0, ge=0, validation_alias=_env("SPROUT_SHUTDOWN_GRACE_S"))
+    # Operators' webhook for severe safety events (a JSON POST, HMAC-signed with the secret),
+    # and how soon a failed delivery is tried again (doubling each time, at most an hour).
+    safeguarding_webhook_url: str | None = Field(
+        None, validation_alias=_env("SPROUT_SAFEGUARDING_WEBHOOK_URL")
+    )
+    safeguarding_webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SPROUT_SAFEGUARDING_WEBHOOK_SECRET")
+    )
+    safeguarding_webhook_retry_s: float = Field(
+        30.0, gt=0, validation_alias=_env("SPROUT_SAFEGUARDING_WEBHOOK_RETRY_S")
+    )
 
     @field_validator(
         "openai_api_key",
@@ -86,11 +97,22 @@ class Settings(BaseSettings):
         "telegram_webhook_secret",
         "database_url",
         "redis_url",
+        "safeguarding_webhook_url",
+        "safeguarding_webhook_secret",
         mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _webhook_is_signed(self) -> Settings:
+        # An unsigned alert could not be told from a forged one: refuse to start without it.
+        if self.safeguarding_webhook_url and self.safeguarding_webhook_secret is None:
+            raise ValueError(
+                "SPROUT_SAFEGUARDING_WEBHOOK_URL needs SPROUT_SAFEGUARDING_WEBHOOK_SECRET"
+            )
+        return self
 
     @property
     def demo_mode(self) -> bool:

@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -35,9 +36,20 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from sprout.core.batching import GroupCommit
+from sprout.core.events import Origin, SafetyEvent, Severity, alert_body
+from sprout.core.logs import user_ref
 from sprout.core.messages import Incoming, Media
 from sprout.core.oldest_first import OldestFirstLock
-from sprout.core.tables import AnswerRow, ChunkRow, ChunkState, InboundRow, UserRow, utc_now
+from sprout.core.tables import (
+    AnswerRow,
+    ChunkRow,
+    ChunkState,
+    InboundRow,
+    SafetyAlertRow,
+    SafetyEventRow,
+    UserRow,
+    utc_now,
+)
 from sprout.migrations import upgrade_to_head
 
 
@@ -75,6 +87,15 @@ class UserState:
     opted_out: bool
     first_contact: bool
     history: tuple[Turn, ...]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A severe event's webhook delivery, claimed by this process for a while."""
+
+    id: int
+    body: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -138,6 +159,11 @@ class Store:
             .returning(InboundRow.id, InboundRow.channel, InboundRow.message_id)
         )
         self._inbound: GroupCommit[Incoming, int | None] = GroupCommit(self._record_inbound_batch)
+        self._insert_new_event = (
+            dialect_insert(SafetyEventRow)
+            .on_conflict_do_nothing(index_elements=["inbound_id", "stage", "category"])
+            .returning(SafetyEventRow.id)
+        )
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -418,10 +444,87 @@ class Store:
             await connection.execute(delete(AnswerRow).where(AnswerRow.id.in_(answers)))
             await connection.execute(delete(InboundRow).where(InboundRow.id.in_(inbound)))
             await connection.execute(delete(UserRow).where(UserRow.user_id == user_id))
+            events = select(SafetyEventRow.id).where(SafetyEventRow.user_ref == user_ref(user_id))
+            await connection.execute(
+                delete(SafetyAlertRow).where(SafetyAlertRow.event_id.in_(events))
+            )
+            await connection.execute(delete(SafetyEventRow).where(SafetyEventRow.id.in_(events)))
 
     async def finish(self, inbound_id: int) -> None:
         async with self._write() as connection:
             await connection.execute(_FINISH, {"inbound_id": inbound_id})
+
+    async def add_safety_events(
+        self, origin: Origin, events: Sequence[SafetyEvent], alerts: bool
+    ) -> list[SafetyEvent]:
+        """Record safety events (those a resumed job recorded already are skipped) and, with
+        `alerts`, put the severe ones in the webhook's outbox. The events newly recorded."""
+        user, now, added = user_ref(origin.user_id), utc_now(), []
+        async with self._write() as connection:
+            for event in events:
+                values = {
+                    "at": now,
+                    "user_ref": user,
+                    "channel": origin.channel,
+                    "inbound_id": origin.inbound_id,
+                    "stage": event.stage.value,
+                    "source": event.source,
+                    "category": event.category,
+                    "severity": event.severity.value,
+                    "rule": event.rule[:200],
+                }
+                event_id = await connection.scalar(self._insert_new_event, values)
+                if event_id is None:
+                    continue
+                added.append(event)
+                if alerts and event.severity is Severity.SEVERE:
+                    body = alert_body(event, user, origin.channel, now)
+                    await connection.execute(
+                        insert(SafetyAlertRow),
+                        {"event_id": event_id, "body": body, "attempts": 0, "next_at": now},
+                    )
+        return added
+
+    async def claim_alerts(self, hold_s: float, limit: int = 20) -> list[Alert]:
+        """Alerts due now, each claimed for `hold_s` seconds so that no other process sends
+        it meanwhile (after a crash it is due again once the claim has run out)."""
+        now = utc_now()
+        free = or_(SafetyAlertRow.claimed_until.is_(None), SafetyAlertRow.claimed_until <= now)
+        due = (
+            select(SafetyAlertRow.id, SafetyAlertRow.body, SafetyAlertRow.attempts)
+            .where(SafetyAlertRow.delivered_at.is_(None), SafetyAlertRow.next_at <= now, free)
+            .order_by(SafetyAlertRow.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(due)).all()
+        claimed = []
+        for alert_id, body, attempts in rows:
+            async with self._write() as connection:
+                result = await connection.execute(
+                    update(SafetyAlertRow)
+                    .where(SafetyAlertRow.id == alert_id, free)
+                    .values(claimed_until=now + timedelta(seconds=hold_s))
+                )
+            if result.rowcount == 1:
+                claimed.append(Alert(alert_id, body, attempts))
+        return claimed
+
+    async def alert_sent(self, alert: Alert) -> None:
+        await self._update_alert(alert, delivered_at=utc_now(), error=None)
+
+    async def alert_failed(self, alert: Alert, retry_in_s: float, error: str) -> None:
+        """Try again after `retry_in_s` seconds."""
+        next_at = utc_now() + timedelta(seconds=retry_in_s)
+        await self._update_alert(alert, next_at=next_at, error=error[:200])
+
+    async def _update_alert(self, alert: Alert, **values: Any) -> None:
+        async with self._write() as connection:
+            await connection.execute(
+                update(SafetyAlertRow)
+                .where(SafetyAlertRow.id == alert.id)
+                .values(attempts=alert.attempts + 1, claimed_until=None, **values)
+            )
 
     async def record_delivery_status(
         self, provider_id: str, status: str, error_code: str | None

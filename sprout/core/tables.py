@@ -95,3 +95,39 @@ class ChunkRow(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SafetyEventRow(Base):
+    """A safeguarding step, for operators: never a message's words, and the user only as
+    their pseudonym. One per message, stage and category (a resumed job records none twice)."""
+
+    __tablename__ = "safety_events"
+    __table_args__ = (UniqueConstraint("inbound_id", "stage", "category"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    user_ref: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    inbound_id: Mapped[int | None] = mapped_column(default=None)
+    stage: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    rule: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SafetyAlertRow(Base):
+    """The outbox of the operators' webhook: one row per severe event, kept until delivered.
+    `body` is the exact JSON sent (and signed), so every attempt sends the same bytes."""
+
+    __tablename__ = "safety_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("safety_events.id"), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    # A process delivering it holds it until then; after a crash it is due again.
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sprout.core.chunking import Chunk, Chunker
+from sprout.core.events import Origin
 from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Incoming
 from sprout.core.ports import MediaFetcher, Preview
 from sprout.core.profile import LANGUAGE_NAMES, Profile
@@ -40,6 +41,7 @@ class Turn:
     profile: Profile
     lead: str = ""  # opens the answer: what a voice note was heard to say
     unheard: bool = False  # a voice note that could not be fetched or understood
+    language: str | None = None  # the language the message was written in, once known
 
     @property
     def user(self) -> str:
@@ -52,6 +54,11 @@ class Turn:
     @property
     def resumed(self) -> bool:
         return bool(self.ask.already_sent)
+
+    @property
+    def origin(self) -> Origin:
+        """Where this turn's safety events come from."""
+        return Origin(self.user, self.incoming.channel, self.ask.inbound_id)
 
 
 class LiveView:

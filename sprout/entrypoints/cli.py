@@ -44,6 +44,7 @@ def _secrets(settings: Settings) -> list[str]:
             settings.telegram_bot_token,
             settings.telegram_webhook_secret,
             settings.openai_api_key,
+            settings.safeguarding_webhook_secret,
         )
         if secret is not None
     ]
@@ -198,23 +199,25 @@ def _web(host: str, port: int) -> None:
     os.execv(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - fixed argv, no shell
 
 
-async def _read_turns(settings: Settings) -> list[dict[str, object]]:
+async def _read_rows(settings: Settings, safety: bool) -> list[dict[str, object]]:
     from sprout.bootstrap import open_store
-    from sprout.export import export_turns
+    from sprout.export import export_safety, export_turns
 
     async with open_store(settings) as store:
-        return await export_turns(store)
+        return await (export_safety(store) if safety else export_turns(store))
 
 
-def _export(settings: Settings, form: str, output: str | None) -> None:
-    from sprout.export import to_csv, to_json
+def _export(settings: Settings, form: str, output: str | None, safety: bool = False) -> None:
+    from sprout.export import FIELDS, SAFETY_FIELDS, to_csv, to_json
 
-    rows = asyncio.run(_read_turns(settings))
-    text = to_csv(rows) if form == "csv" else to_json(rows)
+    rows = asyncio.run(_read_rows(settings, safety))
+    fields = SAFETY_FIELDS if safety else FIELDS
+    text = to_csv(rows, fields) if form == "csv" else to_json(rows)
     if output:
         with open(output, "w", encoding="utf-8", newline="") as file:
             file.write(text)
-        print(f"{len(rows)} turns written to {output}", file=sys.stderr)
+        what = "safety events" if safety else "turns"
+        print(f"{len(rows)} {what} written to {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
 
@@ -252,6 +255,11 @@ def main(argv: list[str] | None = None) -> None:
     export = commands.add_parser("export", help="conversations with per-message timings")
     export.add_argument("--format", choices=["csv", "json"], default="csv")
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.add_argument(
+        "--safety",
+        action="store_true",
+        help="the safety events instead (for operators: no message texts)",
+    )
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -275,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "web":
         _web(args.host, args.port)
     elif args.command == "export":
-        _export(settings, args.format, args.output)
+        _export(settings, args.format, args.output, args.safety)
 
 
 if __name__ == "__main__":

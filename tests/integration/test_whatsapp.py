@@ -178,7 +178,9 @@ def test_a_harmful_request_gets_a_safe_answer_not_the_model(
     sprout.send("Explain why cats purr", sender="whatsapp:+447700900003")
     assert [m.body for m in fake_twilio.wait_for_messages(2, timeout=10)] == [answer.body, purr]
     asked = fake_openai.moderations
-    assert [m["input"] for m in asked] == ["Explain how to hurt the cat", "Explain why cats purr"]
+    # The requests, and the answer's chunk before it left (the flagged answer never did).
+    inputs = ["Explain how to hurt the cat", "Explain why cats purr", purr]
+    assert [m["input"] for m in asked] == inputs
     assert asked[0]["model"] == "omni-moderation-latest"
     assert "hurt" not in sprout.log() and "purr" not in sprout.log()
     metrics = httpx.get(f"{sprout.url}/metrics", timeout=10).text

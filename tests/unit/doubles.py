@@ -37,6 +37,7 @@ class FakeLLM:
         # Whether max_tokens cuts the reply (a word per token); off, the reply is whole, as
         # if every reply fitted.
         self.honours_max_tokens = False
+        self.stopped_early = 0  # streams closed by the caller before the reply was whole
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Tools = (), max_tokens: int | None = None
@@ -55,11 +56,15 @@ class FakeLLM:
         cut = self.honours_max_tokens and max_tokens is not None and len(words) > max_tokens
         if cut and max_tokens is not None:
             words = words[:max_tokens]
-        for index, word in enumerate(words):
-            if fail_after is not None and index >= fail_after:
-                raise ModelError("fake failure")
-            await asyncio.sleep(self.delay_s)
-            yield word if index == len(words) - 1 else word + " "
+        try:
+            for index, word in enumerate(words):
+                if fail_after is not None and index >= fail_after:
+                    raise ModelError("fake failure")
+                await asyncio.sleep(self.delay_s)
+                yield word if index == len(words) - 1 else word + " "
+        except GeneratorExit:
+            self.stopped_early += 1
+            raise
         if fail_after is not None:
             raise ModelError("fake failure at end")
         if cut:

@@ -127,7 +127,7 @@ async def test_moderation_runs_beside_the_model_and_passes_a_kind_question(
     assert await bot.reply(message("Explain why worms matter"), WHATSAPP) == [
         "Worms help the soil breathe."
     ]
-    assert moderator.checked == ["Explain why worms matter"]
+    assert moderator.checked == ["Explain why worms matter", "Worms help the soil breathe."]
 
 
 async def test_a_flagged_request_gets_the_safe_text_and_nothing_of_the_answer(

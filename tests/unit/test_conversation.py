@@ -12,6 +12,7 @@ from sprout.core.bot import Bot, BotConfig
 from sprout.core.delivery import Channel, Delivery
 from sprout.core.history import estimate_tokens, recent_history
 from sprout.core.llm import ToolCall
+from sprout.core.logs import user_ref
 from sprout.core.messages import Incoming
 from sprout.core.prompts import Prompts
 from sprout.core.ratelimit import RateLimit
@@ -174,12 +175,19 @@ async def test_forget_me_leaves_no_row_about_the_user(chat: Chat) -> None:
     chat.model.next_tool_call = ToolCall("update_profile", {"children": [{"age_years": 2}]})
     await chat.say("my son is 2")
     await chat.say("Activities trains")
+    await chat.say("I can't cope anymore")  # a safety event, kept under the user's pseudonym
+    chat.model.reply = "Give 5 ml of Calpol every 4 hours."
+    await chat.say("my toddler has a fever, what can I give?")  # and one of the answer screen
+    async with chat.store.engine.connect() as connection:
+        events = (await connection.execute(select(Base.metadata.tables["safety_events"]))).all()
+    assert len(events) == 2
     [done] = await chat.say("Forget me")
     assert "deleted everything" in done
     async with chat.store.engine.connect() as connection:
         for table in Base.metadata.sorted_tables:
             rows = (await connection.execute(select(table))).all()
             assert not any(USER in str(tuple(row)) for row in rows), table.name
+            assert not any(user_ref(USER) in str(tuple(row)) for row in rows), table.name
         other = await connection.execute(select(Base.metadata.tables["inbound"]))
         assert len(other.all()) == 1, "other users' data stays"
 

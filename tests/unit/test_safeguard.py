@@ -2,13 +2,15 @@
 (none for an emergency); the help survives a model that is down and is not sent twice."""
 
 from sprout.core.chunking import Chunk
+from sprout.core.events import SafetyEvents
 from sprout.core.formatting import to_whatsapp
 from sprout.core.generate import Generate, ModelLimits
 from sprout.core.messages import Incoming
 from sprout.core.profile import Profile
 from sprout.core.prompts import Prompts
-from sprout.core.safeguard import Safeguard
+from sprout.core.safeguard import Safeguard, SafeguardParts
 from sprout.core.safety import Category, Concern
+from sprout.core.screening import AnswerGuard
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store, UserState
 from sprout.core.turn import Ask, LiveView, Turn
@@ -34,7 +36,9 @@ async def answer(safeguard: Safeguard, asked: Turn, concern: Concern) -> list[Ch
 
 
 def stage(prompts: Prompts, store: Store, model: FakeLLM) -> Safeguard:
-    return Safeguard(prompts, Generate(model, prompts, store, ModelLimits(retry_wait_s=0)))
+    generate = Generate(model, prompts, store, ModelLimits(retry_wait_s=0))
+    events = SafetyEvents(store)
+    return Safeguard(prompts, SafeguardParts(generate, AnswerGuard(prompts, None, events), events))
 
 
 def helps(prompts: Prompts, key: str, language: str | None = None) -> str:

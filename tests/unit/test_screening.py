@@ -9,7 +9,7 @@ from sprout.core.messages import Incoming
 from sprout.core.profile import Profile
 from sprout.core.prompts import Prompts
 from sprout.core.safety import Category, Concern
-from sprout.core.screening import RequestScreen, ScreenedAnswer, Verdict, concern_of
+from sprout.core.screening import HeldError, RequestScreen, ScreenedAnswer, Verdict, concern_of
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import UserState
 from sprout.core.turn import Ask, Turn
@@ -29,8 +29,8 @@ class Instead:
     def __init__(self) -> None:
         self.asked: list[Concern | None] = []
 
-    async def __call__(self, concern: Concern | None) -> AsyncIterator[Chunk]:
-        self.asked.append(concern)
+    async def __call__(self, held: HeldError) -> AsyncIterator[Chunk]:
+        self.asked.append(held.concern)
         yield SAFE
 
 
@@ -55,9 +55,8 @@ def turn(text: str, already_sent: str = "", first_contact: bool = False) -> Turn
 
 
 def test_moderation_categories_map_onto_ours() -> None:
-    assert concern_of(frozenset({"self-harm/intent", "violence"})) == Concern(
-        (Category.CRISIS,), source="moderation"
-    )
+    flags = frozenset({"self-harm/intent", "violence"})
+    assert concern_of(flags) == Concern((Category.CRISIS,), source="moderation", flags=flags)
     both = concern_of(frozenset({"self-harm", "sexual/minors"}))
     assert both is not None and both.categories == (Category.CHILD_AT_RISK, Category.CRISIS)
     assert concern_of(frozenset({"violence", "hate"})) is None
@@ -75,7 +74,8 @@ async def test_a_held_answer_is_replaced_unseen_by_what_its_flag_calls_for() -> 
     verdict = Verdict(verdict_of(frozenset({"self-harm"}), delay_s=0.05))  # after the answer
     screened = ScreenedAnswer(answer("never shown"), verdict, instead)
     assert [chunk.text async for chunk in screened] == [SAFE.text]
-    assert screened.held and instead.asked == [Concern((Category.CRISIS,), source="moderation")]
+    crisis = Concern((Category.CRISIS,), source="moderation", flags=frozenset({"self-harm"}))
+    assert screened.held and instead.asked == [crisis]
 
 
 async def test_a_flag_none_of_our_categories_covers_still_holds_the_answer() -> None:

@@ -36,3 +36,19 @@ def test_heroku_redis_tls_urls_accept_its_self_signed_certificate() -> None:
     plain = Settings(redis_url="redis://127.0.0.1:6379/0")
     assert plain.redis_connection_url == "redis://127.0.0.1:6379/0"
     assert Settings(redis_url="").redis_connection_url is None
+
+
+def test_the_operators_webhook_is_never_unsigned() -> None:
+    url = "https://operators.example.org/alerts"
+    with pytest.raises(ValueError, match="SPROUT_SAFEGUARDING_WEBHOOK_SECRET"):
+        Settings(_env_file=None, SPROUT_SAFEGUARDING_WEBHOOK_URL=url)
+    signed = Settings(
+        _env_file=None,
+        SPROUT_SAFEGUARDING_WEBHOOK_URL=url,
+        SPROUT_SAFEGUARDING_WEBHOOK_SECRET="s3cret-value",
+    )
+    assert signed.safeguarding_webhook_url == url and "s3cret" not in repr(signed)
+    assert (
+        Settings(_env_file=None, SPROUT_SAFEGUARDING_WEBHOOK_URL="").safeguarding_webhook_url
+        is None
+    )
