@@ -170,10 +170,17 @@ class AnswerGuard:
         """`chunks`, each once it passed; at the first that fails, the safe response instead
         of it and of the rest (in the parent's language, else the one they wrote in)."""
         context = turn.ask.already_sent[-CONTEXT_CHARS:]
+        # What opens the answer is not the model's: a voice note's words quoted back (a
+        # parent may well say "5 ml"), the introduction.
+        quoted = turn.lead.strip() if not turn.ask.already_sent else ""
         finding = None
         async with contextlib.aclosing(chunks):  # leaving early closes the model's stream
             async for chunk in chunks:
-                finding = await self._screen.check(chunk.source, context)
+                text = chunk.source
+                if quoted and text.startswith(quoted):
+                    text = text[len(quoted) :]
+                quoted = ""
+                finding = await self._screen.check(text, context) if text.strip() else None
                 if finding is not None:
                     break
                 context = (context + "\n" + chunk.source)[-CONTEXT_CHARS:]

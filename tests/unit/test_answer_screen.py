@@ -10,13 +10,13 @@ from sprout.core.answer_rules import Reason
 from sprout.core.bot import Bot, BotConfig
 from sprout.core.formatting import to_telegram_html, to_whatsapp
 from sprout.core.logs import user_ref
-from sprout.core.messages import Incoming
+from sprout.core.messages import Incoming, Media
 from sprout.core.prompts import Prompts
 from sprout.core.specs import TELEGRAM_STREAMING, WHATSAPP
 from sprout.core.store import Store
 from sprout.core.tables import Base, SafetyAlertRow
 from sprout.core.turn import Ask
-from tests.unit.doubles import FakeLLM, SlowModerator
+from tests.unit.doubles import FakeLLM, FakeTranscriber, SlowModerator, StoredMedia
 
 USER = "whatsapp:+447700900001"
 FILLER = (
@@ -154,3 +154,20 @@ async def test_without_a_webhook_nothing_waits_in_the_outbox(
     assert len(await events(store)) == 1
     async with store.engine.connect() as connection:
         assert (await connection.execute(select(SafetyAlertRow.id))).all() == []
+
+
+async def test_a_voice_notes_own_words_about_a_dose_are_quoted_not_screened(
+    prompts: Prompts, store: Store
+) -> None:
+    said = "He had 5 ml of Calpol an hour ago, what quiet games can we play?"
+    config = BotConfig(transcriber=FakeTranscriber(said))
+    answer_text = "Try a cosy story with teddies, then a slow game of I spy."
+    bot = Bot(FakeLLM(answer_text), prompts, store, config)
+    note = Incoming(
+        "whatsapp", USER, "", "SM2", media=(Media("https://api.twilio.com/v", "audio/ogg"),)
+    )
+    media = StoredMedia({"https://api.twilio.com/v": b"OggS"})
+    answer = await bot.begin(Ask(note, WHATSAPP, media=media))
+    [sent] = [chunk.text async for chunk in answer]
+    assert sent.startswith("🎤 _“He had 5 ml of Calpol") and sent.endswith("I spy.")
+    assert await events(store) == []
