@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from sprout.core.logs import user_ref
 from sprout.core.store import Store
-from sprout.core.tables import AnswerRow, ChunkRow, ChunkState, InboundRow
+from sprout.core.tables import AnswerRow, ChunkRow, ChunkState, FeedbackRow, InboundRow
 
 FIELDS = (
     "user", "channel", "received_at", "question", "answer", "kind", "messages", "hold_sent",
-    "first_message_s", "complete_s",
+    "first_message_s", "complete_s", "feedback",
 )  # fmt: skip
 
 
@@ -56,6 +56,13 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 ChunkRow.state == ChunkState.SENT
             )
         )
+        ratings = await connection.execute(
+            select(FeedbackRow.answer_id, FeedbackRow.rating).order_by(FeedbackRow.id)
+        )
+    feedback: dict[int, list[str]] = {}
+    for answer_id, rating in ratings:
+        if answer_id is not None:
+            feedback.setdefault(answer_id, []).append(rating)
     sent: dict[int, list[tuple[bool, datetime]]] = {}
     for answer_id, is_hold, sent_at in chunks:
         if sent_at is not None:
@@ -78,6 +85,8 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 "hold_sent": any(hold for hold, _ in delivered),
                 "first_message_s": _seconds(received, answer_sent[0] if answer_sent else None),
                 "complete_s": _seconds(received, turn.completed_at),
+                # The 👍/👎 given to this answer ("up", "down"), in order.
+                "feedback": " ".join(feedback.get(turn.answer_id, [])),
             }
         )
     return rows

@@ -108,3 +108,5 @@ class ChannelSpec:
     min_len: int = 700
     # The most messages one answer may take; past it the rest is offered ("write more").
     max_messages: int | None = None
+    # A messaging app (short exchanges: activity ideas one at a time), not the web page.
+    messaging: bool = True

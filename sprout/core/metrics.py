@@ -49,6 +49,11 @@ VOICE_NOTES = Counter(
 REQUESTS_FLAGGED = Counter(
     "sprout_requests_flagged_total", "Requests moderation flagged (answered with the safe text)"
 )
+FEEDBACK = Counter(
+    "sprout_feedback_total",
+    "Ratings users gave answers: rating up or down, kind of answer rated (none: no answer yet)",
+    ["rating", "kind"],
+)
 ENQUEUE_FAILURES = Counter(
     "sprout_enqueue_failures_total",
     "Accepted messages that could not be queued at once (a sweep queues them later)",

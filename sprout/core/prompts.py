@@ -32,6 +32,7 @@ TEXT_KEYS = frozenset(
         "media_only", "settings", "profile_saved", "reset_done", "forgotten", "stopped",
         "places_indoors", "places_outdoors", "places_both", "all_areas", "not_set",
         "age_years", "age_months", "slow_down", "voice_failed", "intro", "cut_short",
+        "button_another", "button_more", "buttons_hint", "buttons_hint_more", "feedback_thanks",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n"})
@@ -77,6 +78,7 @@ class Safeguarding:
 class Prompts:
     explain: Template
     activities: Template
+    activity_one: Template  # one idea at a time, on messaging channels
     chat: Template
     profile_instructions: str
     profile_tool: Mapping[str, Any]
@@ -241,6 +243,10 @@ def load_prompts(directory: Path, region: str = DEFAULT_REGION) -> Prompts:
         activities=_template(
             directory / "activities.toml",
             frozenset({"age", "places", "areas", "topic", "language"}),
+        ),
+        activity_one=_template(
+            directory / "activity_one.toml",
+            frozenset({"age", "places", "areas", "topic", "language", "avoid"}),
         ),
         chat=_template(
             directory / "chat.toml", frozenset({"age", "places", "areas", "language", "message"})

@@ -156,11 +156,15 @@ class SproutServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def form(self, body: str, sid: str | None = None, sender: str = USER) -> dict[str, str]:
+    def form(
+        self, body: str, sid: str | None = None, sender: str = USER, payload: str | None = None
+    ) -> dict[str, str]:
+        """A message's webhook form; with `payload`, a tap on the quick-reply button with that
+        id and the label `body` (Twilio sends the label as the body too)."""
         if sid is None:
             self.sid_counter += 1
             sid = f"SM{self.sid_counter:032x}"
-        return {
+        form = {
             "MessageSid": sid,
             "AccountSid": self.twilio.account_sid,
             "From": sender,
@@ -168,6 +172,9 @@ class SproutServer:
             "Body": body,
             "NumMedia": "0",
         }
+        if payload is not None:
+            form.update(ButtonPayload=payload, ButtonText=body, MessageType="button")
+        return form
 
     def post(
         self, form: dict[str, str], path: str = "/whatsapp", signature: str | None = None
