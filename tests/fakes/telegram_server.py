@@ -229,7 +229,7 @@ class FakeTelegram(FakeService):
         """The bot's messages in a chat, oldest first, each with its current text."""
         with self._lock:
             return [
-                BotMessage(m.message_id, m.chat_id, m.text, list(m.history))
+                BotMessage(m.message_id, m.chat_id, m.text, list(m.history), list(m.keyboard))
                 for m in self._messages.values()
                 if m.chat_id == chat_id
             ]
@@ -245,6 +245,11 @@ class FakeTelegram(FakeService):
         """update_ids Telegram would still offer: no getUpdates asked past them yet."""
         with self._lock:
             return [u["update_id"] for u in self._updates]
+
+    def unconfirmed_updates(self) -> list[dict[str, Any]]:
+        """The updates still queued, as they are (to post to a webhook by hand)."""
+        with self._lock:
+            return [dict(u) for u in self._updates]
 
     @property
     def webhook(self) -> dict[str, Any]:

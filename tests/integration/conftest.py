@@ -80,6 +80,9 @@ class SproutServer:
             # Long answers here test streaming and recovery, not the message budget (a test of
             # its own sets it back to the default).
             SPROUT_MAX_MESSAGES="50",
+            # Likewise long lists of activities, not one idea at a time (tests of that set
+            # SPROUT_ACTIVITY_STYLE=one, the default).
+            SPROUT_ACTIVITY_STYLE="list",
         )
         env.update(self.extra_env)
         return env

@@ -33,6 +33,12 @@ FOSSILS = (
 RAIN = "Rain is water falling from the clouds. ☔"
 
 
+@pytest.fixture
+def sprout(server_factory: Callable[..., SproutServer]) -> SproutServer:
+    """Sprout as it starts by default: activities one idea at a time."""
+    return server_factory(SPROUT_ACTIVITY_STYLE="one")
+
+
 def test_an_activity_is_one_message_with_three_buttons_and_another_is_different(
     sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
 ) -> None:
