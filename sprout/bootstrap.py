@@ -22,9 +22,15 @@ import openai
 
 from sprout.channels.telegram.bot import TelegramChannel, TelegramUpdates
 from sprout.channels.telegram.media import TelegramMedia
-from sprout.channels.telegram.sender import TelegramSender
+from sprout.channels.telegram.sender import TelegramSender, TelegramTyping
+from sprout.channels.whatsapp.content import QuickReplies
 from sprout.channels.whatsapp.media import TwilioMedia
-from sprout.channels.whatsapp.sender import TwilioSender, close_client, twilio_client
+from sprout.channels.whatsapp.sender import (
+    TwilioSender,
+    TwilioTyping,
+    close_client,
+    twilio_client,
+)
 from sprout.core.alerts import AlertOutbox, WebhookPoster
 from sprout.core.bot import Bot, BotConfig
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher, run_with_retries
@@ -88,6 +94,7 @@ def build_bot(
         transcriber=transcriber,
         moderator=moderator,
         alert=alerts.poke if alerts is not None else None,
+        one_idea=settings.activity_style == "one",
     )
     return Bot(TimedModel(model), prompts, store, config)
 
@@ -285,18 +292,29 @@ async def _channels(
         stack.push_async_callback(close_client, client)
         media = TwilioMedia(sid, token, settings.twilio_api_base_url)
         stack.push_async_callback(media.close)
-        sender = TwilioSender(client, settings.twilio_whatsapp_from, settings.status_callback_url)
+        sender = TwilioSender(
+            client,
+            settings.twilio_whatsapp_from,
+            settings.status_callback_url,
+            quick_replies=QuickReplies(client),
+        )
         spec = replace(WHATSAPP, max_messages=settings.max_messages)
-        channels["whatsapp"] = Channel(spec, sender, lookup=sender, media=media)
+        indicator = TwilioTyping(client) if settings.typing_indicator else None
+        channels["whatsapp"] = Channel(
+            spec, sender, lookup=sender, media=media, buttons=sender, indicator=indicator
+        )
     else:
         log.warning("whatsapp_disabled", reason="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set")
     if telegram is not None:
+        telegram_sender = TelegramSender(telegram.bot)
         channels["telegram"] = Channel(
             TELEGRAM_STREAMING,
-            TelegramSender(telegram.bot),
+            telegram_sender,
             hold=False,
             coalesce=True,
             media=TelegramMedia(telegram.bot),
+            buttons=telegram_sender,
+            indicator=TelegramTyping(telegram.bot) if settings.typing_indicator else None,
         )
     return channels
 

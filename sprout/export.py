@@ -24,6 +24,7 @@ from sprout.core.tables import (
     AnswerRow,
     ChunkRow,
     ChunkState,
+    FeedbackRow,
     InboundRow,
     SafetyAlertRow,
     SafetyEventRow,
@@ -31,7 +32,7 @@ from sprout.core.tables import (
 
 FIELDS = (
     "user", "channel", "received_at", "question", "answer", "kind", "messages", "hold_sent",
-    "first_message_s", "complete_s",
+    "first_message_s", "complete_s", "feedback",
 )  # fmt: skip
 
 
@@ -67,6 +68,13 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 ChunkRow.state == ChunkState.SENT
             )
         )
+        ratings = await connection.execute(
+            select(FeedbackRow.answer_id, FeedbackRow.rating).order_by(FeedbackRow.id)
+        )
+    feedback: dict[int, list[str]] = {}
+    for answer_id, rating in ratings:
+        if answer_id is not None:
+            feedback.setdefault(answer_id, []).append(rating)
     sent: dict[int, list[tuple[bool, datetime]]] = {}
     for answer_id, is_hold, sent_at in chunks:
         if sent_at is not None:
@@ -89,6 +97,8 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 "hold_sent": any(hold for hold, _ in delivered),
                 "first_message_s": _seconds(received, answer_sent[0] if answer_sent else None),
                 "complete_s": _seconds(received, turn.completed_at),
+                # The 👍/👎 given to this answer ("up", "down"), in order.
+                "feedback": " ".join(feedback.get(turn.answer_id, [])),
             }
         )
     return rows

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
+from sprout.core.buttons import OFFERS, Buttons, buttons_for
 from sprout.core.chunking import Chunk
 from sprout.core.decide import Decide, Decision, Fixed, ForModel, Limits
 from sprout.core.events import SafetyEvents, uncovered_event
@@ -61,6 +62,7 @@ class BotConfig:
     moderator: Moderator | None = None
     # Wakes the operators' webhook outbox when a severe event is recorded (None: no webhook).
     alert: Callable[[], None] | None = None
+    one_idea: bool = True  # activities one idea at a time on messaging channels
 
 
 class Answer:
@@ -74,6 +76,26 @@ class Answer:
         self._decision = decision
         self._chunks = chunks
         self.language = decision.language
+        self._last: Chunk | None = None
+
+    @property
+    def by_model(self) -> bool:
+        """Whether the model writes the answer (it takes a while: "typing…")."""
+        return isinstance(self._decision, ForModel)
+
+    @property
+    def may_offer(self) -> bool:
+        """Whether the answer may end with buttons (the model writes it): its last message
+        then waits until it is known to be the last."""
+        return isinstance(self._decision, ForModel) and self._decision.kind in OFFERS
+
+    @property
+    def offer(self) -> str | None:
+        """The kind of answer whose buttons it ends with, once iterated: none after a fixed
+        text (an apology, a confirmation) or a held answer."""
+        if not self.may_offer or self._last is None or self._last.fixed:
+            return None
+        return self.kind
 
     @property
     def concern(self) -> Concern | None:
@@ -88,8 +110,10 @@ class Answer:
             return concern.primary.value if concern else REFUSED_KIND
         return self._decision.kind
 
-    def __aiter__(self) -> AsyncIterator[Chunk]:
-        return aiter(self._chunks)
+    async def __aiter__(self) -> AsyncIterator[Chunk]:
+        async for chunk in self._chunks:
+            self._last = chunk
+            yield chunk
 
 
 class Bot:
@@ -102,7 +126,9 @@ class Bot:
         self._listener = Listener(config.transcriber, store) if config.transcriber else None
         self._decide = Decide(store, prompts, Limits(config.max_input_chars, config.rate_limit))
         self._screen = RequestScreen(prompts.safeguarding.matcher, config.moderator)
-        limits = ModelLimits(config.history_tokens, config.model_attempts, config.retry_wait_s)
+        limits = ModelLimits(
+            config.history_tokens, config.model_attempts, config.retry_wait_s, config.one_idea
+        )
         self._generate = Generate(model, prompts, store, limits)
         self._events = SafetyEvents(store, config.alert)
         self._guard = AnswerGuard(prompts, config.moderator, self._events)
@@ -112,6 +138,10 @@ class Bot:
     @property
     def model(self) -> ChatModel:
         return self._generate.model
+
+    def buttons(self, kind: str | None, language: str | None) -> Buttons | None:
+        """The buttons under an answer of `kind` (see `Answer.offer`)."""
+        return buttons_for(kind, self.prompts, language)
 
     async def begin(self, ask: Ask) -> Answer:
         """Decide how to answer (carrying out commands); the chunks come as it is iterated."""
@@ -139,7 +169,7 @@ class Bot:
             intro = self.prompts.text("intro", decision.language)
             asked = replace(turn, lead=turn.lead + intro + "\n\n")
         verdict = self._screen.start(turn)
-        chunks = self._generate.stream(asked, decision.intent, decision.argument, verdict, view)
+        chunks = self._generate.stream(asked, decision, verdict, view)
         guarded = self._guard.guard(chunks, turn, view)
         return ScreenedAnswer(guarded, verdict, self._instead(turn, view))
 

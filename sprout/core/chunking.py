@@ -46,6 +46,7 @@ class Chunk:
     text: str
     source: str
     joint: str = BLOCK_SEPARATOR
+    fixed: bool = False  # a fixed text (an apology, a confirmation), not the model's words
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,18 @@ Returns what it decided: a fixed text, silence, or a question for the model."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sprout.core.buttons import OFFERS, UP
 from sprout.core.logs import get_logger, user_ref
+from sprout.core.metrics import FEEDBACK
 from sprout.core.privacy import FORGOTTEN, Forgetting
 from sprout.core.prompts import Prompts
 from sprout.core.ratelimit import RateLimit, Verdict
 from sprout.core.routing import Intent, Route, route
-from sprout.core.store import Store
+from sprout.core.store import Store, topic_key
 from sprout.core.turn import Turn, profile_summary
 
 log = get_logger(__name__)
@@ -45,12 +48,14 @@ class Silent:
 @dataclass(frozen=True)
 class ForModel:
     """The model answers: `intent` with the user's `argument` (`first`: a newcomer's first
-    message, answered after a line saying what Sprout is)."""
+    message, answered after a line saying what Sprout is; `whole_list`: all the activity
+    ideas, not one at a time)."""
 
     intent: Intent
     argument: str
     language: str | None
     first: bool = False
+    whole_list: bool = False
 
     @property
     def kind(self) -> str:
@@ -74,7 +79,7 @@ class Decide:
         self._forgetting = Forgetting(store)
 
     async def __call__(self, turn: Turn) -> Decision:
-        request = route(turn.incoming.text)
+        request = route(turn.incoming.text, turn.incoming.payload)
         # Fixed texts: the profile's language, else the one the user's command word is in.
         language = turn.profile.language or request.language
         if turn.unheard:
@@ -87,6 +92,20 @@ class Decide:
         key, values = await self._command(turn, request)
         if key is not None:
             return Fixed(key, language, values)
+        return await self._for_model(turn, request, language)
+
+    async def _for_model(self, turn: Turn, request: Route, language: str | None) -> Decision:
+        """What the model is asked; a button's request is made from what came before it."""
+        match request.intent:
+            case Intent.ANOTHER | Intent.ALL_IDEAS:
+                topic = await self._store.last_topic(turn.user)
+                if topic is None:
+                    return Fixed("activities_empty", language)
+                whole = request.intent is Intent.ALL_IDEAS
+                return ForModel(Intent.ACTIVITIES, topic, language, whole_list=whole)
+            case Intent.MORE:
+                more = turn.incoming.text.strip() or self._prompts.text("button_more", language)
+                return ForModel(Intent.CHAT, more, language)
         first = turn.state.first_contact and request.intent is Intent.CHAT
         return ForModel(request.intent, request.argument, language, first)
 
@@ -125,4 +144,17 @@ class Decide:
                 return "settings", {"profile": profile_summary(self._prompts, turn.profile, "\n")}
             case Intent.EXPLAIN | Intent.ACTIVITIES if not request.argument:
                 return f"{request.intent.value}_empty", {}
+            case Intent.ACTIVITIES if not topic_key(request.argument):
+                return "activities_empty", {}
+            case Intent.FEEDBACK:
+                await self._feedback(turn, request.argument)
+                return "feedback_thanks", {}
         return None, {}
+
+    async def _feedback(self, turn: Turn, payload: str) -> None:
+        """Rate the user's last answer (👍 or 👎); no words of it are copied."""
+        rating = "up" if payload == UP else "down"
+        before = turn.ask.inbound_id or sys.maxsize
+        kind = await self._store.add_feedback(turn.user, before, rating, frozenset(OFFERS))
+        FEEDBACK.labels(rating, kind or "none").inc()
+        log.info("feedback", user=user_ref(turn.user), rating=rating, kind=kind)

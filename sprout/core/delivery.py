@@ -10,6 +10,7 @@ is written is in pipeline.py.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from tenacity import (
 )
 
 from sprout.core.bot import Bot
+from sprout.core.buttons import Buttons
+from sprout.core.indicating import KeepTyping
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Incoming
 from sprout.core.metrics import JOB_SECONDS, JOBS_RUNNING
@@ -32,6 +35,8 @@ from sprout.core.pipeline import ChunkPipe, ChunkSender, Ready
 from sprout.core.ports import (
     LOOKUP_CLOCK_SKEW,
     SOLE_PROCESS,
+    ButtonSender,
+    Indicator,
     Lease,
     LeaseLostError,
     MediaFetcher,
@@ -67,6 +72,11 @@ class Channel:
     coalesce: bool = False
     # Fetches what users attach, so voice notes can be listened to.
     media: MediaFetcher | None = None
+    # Sends an answer's last message with tap-to-reply buttons (None: the channel has none).
+    buttons: ButtonSender | None = None
+    # Shows "typing…" while the model writes; on a channel with hold messages, the hold is
+    # then sent only if nothing went out by the time the indication ends.
+    indicator: Indicator | None = None
 
 
 class Delivery:
@@ -108,7 +118,8 @@ class Delivery:
         job = await self._settle_interrupted_sends(job, channel, lease)
         run = _Run(job, channel, lease, answer_id)
         if job.answer_complete:
-            await ChunkSender(self._store, channel.sender, job.incoming, lease).resend(job.chunks)
+            sender = ChunkSender(self._store, channel, job.incoming, lease)
+            await sender.resend(job.chunks, await self._buttons_on_resume(job, channel))
             kind = job.answer_kind
         else:
             kind = await self._generate_and_send(run)
@@ -116,6 +127,14 @@ class Delivery:
         if not await self._forgetting.after_answer(user, kind):
             await self._store.finish(inbound_id)
         log.info("job_done", inbound=inbound_id, user=user_ref(user))
+
+    async def _buttons_on_resume(self, job: Job, channel: Channel) -> Buttons | None:
+        """The buttons under a complete answer whose last message is still to be sent."""
+        if channel.buttons is None or not any(c.state is ChunkState.PENDING for c in job.chunks):
+            return None
+        state = await self._store.user_state(job.incoming.user_id, job.inbound_id, frozenset())
+        language = state.profile.get("language")
+        return self._bot.buttons(job.answer_kind, language if isinstance(language, str) else None)
 
     async def _settle_interrupted_sends(self, job: Job, channel: Channel, lease: Lease) -> Job:
         """A chunk left `sending` by a crash may or may not have reached the user."""
@@ -155,6 +174,8 @@ class Delivery:
         try:
             answer = await self._bot.begin(_ask(run, earlier))
             pipe.language = answer.language
+            pipe.may_offer = answer.may_offer and run.channel.buttons is not None
+            pipe.decide(answer.by_model)
             shown = BLOCK_SEPARATOR.join(c.body for c in earlier if not c.is_hold)
             seq = max((c.seq for c in earlier), default=HOLD_SEQ) + 1
             async for chunk in answer:
@@ -170,29 +191,53 @@ class Delivery:
                 pipe.put(Ready(chunk_id, chunk, at_once))
             run.lease.check()
             await self._store.complete_answer(run.answer_id, shown, answer.kind)
+            if pipe.may_offer:
+                pipe.buttons = self._bot.buttons(answer.offer, answer.language)
             return answer.kind
         finally:
             pipe.close()
 
     async def _send_all(self, run: _Run, pipe: ChunkPipe, hold: bool) -> None:
-        sender = ChunkSender(self._store, run.channel.sender, run.job.incoming, run.lease)
-        if hold:
-            await self._hold_if_slow(run, pipe, sender)
-        together = run.channel.spec if run.channel.coalesce else None
-        while True:
-            await pipe.wait()
-            batch = pipe.take(together)
-            if not batch:
-                return
-            await sender.send_ready(batch)
+        sender = ChunkSender(self._store, run.channel, run.job.incoming, run.lease)
+        indicator = run.channel.indicator if not run.job.chunks else None
+        typing = KeepTyping(indicator, run.job.incoming, pipe) if indicator else None
+        shown = asyncio.create_task(typing.run()) if typing else None
+        try:
+            if hold:
+                await self._hold_if_slow(run, pipe, sender, typing)
+            together = run.channel.spec if run.channel.coalesce else None
+            while True:
+                await pipe.wait()
+                batch = pipe.take(together)
+                if not batch:
+                    return
+                if pipe.may_offer:  # is it the last message? It then carries the buttons
+                    await pipe.wait()
+                if shown is not None:  # the first message ends "typing…"
+                    shown.cancel()
+                await sender.send_ready(batch, pipe.buttons if pipe.finished else None)
+        finally:
+            if shown is not None and not shown.done():
+                shown.cancel()
+                await asyncio.wait([shown])
 
-    async def _hold_if_slow(self, run: _Run, pipe: ChunkPipe, sender: ChunkSender) -> None:
-        """The hold message, when nothing is ready to send `hold_after_s` into the answer."""
+    async def _hold_if_slow(
+        self, run: _Run, pipe: ChunkPipe, sender: ChunkSender, typing: KeepTyping | None
+    ) -> None:
+        """The hold message, when nothing is ready to send `hold_after_s` into the answer,
+        unless the user sees "typing…": then only if nothing is ready when it ends."""
         try:
             await asyncio.wait_for(pipe.wait(), self._hold_after_s)
             return
         except TimeoutError:
             pass
+        until = typing.shown_until if typing is not None else None
+        if until is not None:
+            try:
+                await asyncio.wait_for(pipe.wait(), max(0.0, until - time.monotonic()))
+                return
+            except TimeoutError:
+                pass
         text = self._bot.prompts.text("hold", pipe.language)
         run.lease.check()
         hold_id = await self._store.add_hold(run.answer_id, text)

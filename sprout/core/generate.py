@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from sprout.core.bounds import BoundedChunker
 from sprout.core.chunking import Chunk
@@ -34,6 +35,9 @@ class ModelLimits:
     history_tokens: int = 3000
     attempts: int = 2
     retry_wait_s: float = 1.0
+    # Activities on a messaging channel: one idea at a time (SPROUT_ACTIVITY_STYLE=one), or
+    # the whole list ("list"; the web page always gets the list).
+    one_idea: bool = True
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class _Request:
     profile: Profile
     max_tokens: int
     lead: str = ""  # opens the answer unless part of it is out already
+    idea_topic: str | None = None  # one activity idea on this topic: filed once written
 
 
 @dataclass(frozen=True)
@@ -75,18 +80,22 @@ class Generate:
         self._limits = limits
 
     async def stream(
-        self, turn: Turn, intent: Intent, argument: str, verdict: Verdict, view: LiveView
+        self, turn: Turn, asked: Asked, verdict: Verdict, view: LiveView
     ) -> AsyncGenerator[Chunk, None]:
         """The answer as chunks. Nothing is shown or saved before the request screen's
         `verdict` passed (RefusedError otherwise). "my son is 2, ideas with playdough?":
         the profile is saved, then the question is answered for the new age."""
-        first = self._request(intent, argument, turn.profile, turn.state, turn.lead)
+        first = await self._first_request(turn, asked)
         follow_up: _FollowUp | None = None
+        sources = [turn.ask.already_sent]
         async for item in self._answer(turn, first, verdict, view):
             if isinstance(item, _FollowUp):
                 follow_up = item
             else:
+                sources.append(item.source)
                 yield item
+        if first.idea_topic is not None and (title := idea_title("\n".join(sources))):
+            await self._store.add_idea(turn.user, first.idea_topic, title)
         if follow_up is not None and not turn.resumed:
             question = self._request(Intent.CHAT, follow_up.question, follow_up.profile, turn.state)
             again = replace(question, tools=())  # the update is saved: not offered again
@@ -113,6 +122,26 @@ class Generate:
         async for item in self._answer(turn, request, Verdict(None), view):
             if isinstance(item, Chunk):
                 yield item
+
+    async def _first_request(self, turn: Turn, asked: Asked) -> _Request:
+        """The request for what the message asked: one activity idea, unlike those the user
+        already had on the topic, when that is the style here."""
+        one = self._limits.one_idea and turn.spec.messaging and not asked.whole_list
+        if asked.intent is not Intent.ACTIVITIES or not one:
+            return self._request(asked.intent, asked.argument, turn.profile, turn.state, turn.lead)
+        had = await self._store.ideas(turn.user, asked.argument)
+        avoid = "\n".join(f"- {title}" for title in had) or "- (none yet)"
+        profile, prompts = turn.profile, self._prompts
+        messages = prompts.activity_one.messages(
+            age=profile.activity_age(DEFAULT_ACTIVITY_AGE),
+            places=prompts.text(f"places_{profile.places or 'both'}"),
+            areas=prompts.areas_description(tuple(profile.areas)),
+            topic=asked.argument,
+            language=profile.language_name() or "the same language as the user's message",
+            avoid=avoid,
+        )
+        max_tokens = prompts.activity_one.max_tokens
+        return _Request(messages, (), profile, max_tokens, turn.lead, idea_topic=asked.argument)
 
     def _request(
         self, intent: Intent, argument: str, profile: Profile, state: UserState, lead: str = ""
@@ -217,6 +246,35 @@ class Generate:
             {"role": "assistant", "content": delivered},
             {"role": "user", "content": self._prompts.continue_instruction},
         ]
+
+
+class Asked(Protocol):
+    """What the model is asked (the decision's `ForModel`)."""
+
+    @property
+    def intent(self) -> Intent: ...
+    @property
+    def argument(self) -> str: ...
+    @property
+    def whole_list(self) -> bool: ...
+
+
+def idea_title(markdown: str) -> str | None:
+    """The name of a one-idea answer: its first bold or heading line ("**Dino stomp**",
+    "## Dino stomp"), else its first line."""
+    lines = [line.strip() for line in markdown.splitlines() if line.strip()]
+    for line in lines:
+        text = line.lstrip("#").strip()
+        if text.startswith(("**", "__")):
+            end = text.find(text[:2], 2)
+            return _clean_title(text[2:end] if end > 2 else text[2:])
+        if line.startswith("#"):
+            return _clean_title(text)
+    return _clean_title(lines[0]) if lines else None
+
+
+def _clean_title(text: str) -> str | None:
+    return text.strip(" *_:#").strip()[:200] or None
 
 
 def _follow_up_question(call: ToolCall) -> str | None:

@@ -34,7 +34,7 @@ class Incoming:
 
     `user_id` is channel-scoped (`whatsapp:+447700900001`); `message_id` is the channel's own id
     and the idempotency key. `bot_address` is where the user wrote to (the Twilio number), so the
-    reply can come from the same place.
+    reply can come from the same place. `payload`: what a tapped button means, in code.
     """
 
     channel: str
@@ -44,6 +44,8 @@ class Incoming:
     media: tuple[Media, ...] = ()
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     bot_address: str = ""
+    # A tapped button's code (see `buttons.py`); the text is then its label, as shown.
+    payload: str = ""
 
     @property
     def voice_note(self) -> Media | None:
@@ -106,3 +108,5 @@ class ChannelSpec:
     min_len: int = 700
     # The most messages one answer may take; past it the rest is offered ("write more").
     max_messages: int | None = None
+    # A messaging app (short exchanges: activity ideas one at a time), not the web page.
+    messaging: bool = True

@@ -59,6 +59,11 @@ ALERTS = Counter(
     "Operators' webhook deliveries of severe safety events: delivered, or failed (retried)",
     ["outcome"],
 )
+FEEDBACK = Counter(
+    "sprout_feedback_total",
+    "Ratings users gave answers: rating up or down, kind of answer rated (none: no answer yet)",
+    ["rating", "kind"],
+)
 ENQUEUE_FAILURES = Counter(
     "sprout_enqueue_failures_total",
     "Accepted messages that could not be queued at once (a sweep queues them later)",

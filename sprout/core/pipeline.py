@@ -15,12 +15,14 @@ import asyncio
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from sprout.core.buttons import Buttons
 from sprout.core.chunking import Chunk, joined
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Incoming
 from sprout.core.metrics import SEND_FAILURES
-from sprout.core.ports import Lease, Sender, SendError
+from sprout.core.ports import ButtonSender, Lease, Sender, SendError
 from sprout.core.store import Store, StoredChunk
 from sprout.core.tables import ChunkState
 
@@ -45,6 +47,11 @@ class ChunkPipe:
         self._closed = False
         self.waiting = False  # the sender is idle, waiting for the next chunk
         self.language: str | None = None  # the answer's, once the bot has decided it
+        # Whether the answer may end with buttons, once decided (and then which, once complete).
+        self.may_offer = False
+        self.buttons: Buttons | None = None
+        # Set once the bot decided how to answer: True when the model writes the answer.
+        self.decided: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
     @property
     def empty(self) -> bool:
@@ -54,9 +61,19 @@ class ChunkPipe:
         self._ready.append(ready)
         self._changed.set()
 
+    def decide(self, by_model: bool) -> None:
+        if not self.decided.done():
+            self.decided.set_result(by_model)
+
     def close(self) -> None:
+        self.decide(False)
         self._closed = True
         self._changed.set()
+
+    @property
+    def finished(self) -> bool:
+        """The answer is complete and every chunk was taken."""
+        return self._closed and not self._ready
 
     async def wait(self) -> None:
         """Until a chunk is ready or the answer is complete."""
@@ -84,22 +101,32 @@ def _fits(batch: Sequence[Ready], spec: ChannelSpec | None) -> bool:
     return spec.max_len is None or spec.measure(text) <= spec.max_len
 
 
+class Way(Protocol):
+    """How a channel takes messages (see `delivery.Channel`)."""
+
+    @property
+    def sender(self) -> Sender: ...
+    @property
+    def buttons(self) -> ButtonSender | None: ...
+
+
 class ChunkSender:
     """Sends one job's chunks in order and records each outcome; after a permanent failure
     the rest is not attempted."""
 
-    def __init__(self, store: Store, sender: Sender, incoming: Incoming, lease: Lease) -> None:
+    def __init__(self, store: Store, channel: Way, incoming: Incoming, lease: Lease) -> None:
         self._store = store
-        self._sender = sender
+        self._sender = channel.sender
+        self._button_sender = channel.buttons
         self._incoming = incoming
         self.lease = lease
         self._blocked: str | None = None
 
-    async def send_ready(self, batch: Sequence[Ready]) -> None:
+    async def send_ready(self, batch: Sequence[Ready], buttons: Buttons | None = None) -> None:
         ids = [ready.chunk_id for ready in batch]
         text = joined(ready.chunk for ready in batch)
         sending = [r.chunk_id for r in batch if r.sending]
-        await self.send(ids, text, already_sending=sending, joint=batch[0].chunk.joint)
+        await self.send(ids, text, sending, batch[0].chunk.joint, buttons)
 
     async def send(
         self,
@@ -107,10 +134,12 @@ class ChunkSender:
         text: str,
         already_sending: Collection[int] = (),
         joint: str = BLOCK_SEPARATOR,
+        buttons: Buttons | None = None,
     ) -> None:
         """Send `text` (one chunk, or several ready ones joined) and record the outcome;
         `already_sending`: those of the chunks recorded as `sending` already; `joint`: what
-        joins the first of them to the chunk before (see `Sender`)."""
+        joins the first of them to the chunk before (see `Sender`); `buttons`: under it, the
+        answer's last message."""
         if self._blocked is not None:
             await self._store.mark_chunks(chunk_ids, ChunkState.FAILED, error=self._blocked)
             return
@@ -120,7 +149,12 @@ class ChunkSender:
             await self._store.mark_chunks(to_mark, ChunkState.SENDING)
         self.lease.check()
         try:
-            provider_id = await self._sender.send(self._incoming, text, joint)
+            if buttons is not None and self._button_sender is not None:
+                provider_id = await self._button_sender.send_with_buttons(
+                    self._incoming, text, buttons, joint
+                )
+            else:
+                provider_id = await self._sender.send(self._incoming, text, joint)
         except SendError as error:
             await self._failed(chunk_ids, error)
             return
@@ -134,7 +168,10 @@ class ChunkSender:
         SEND_FAILURES.labels(self._incoming.channel, str(error.permanent).lower()).inc()
         await self._store.mark_chunks(chunk_ids, ChunkState.FAILED, error=reason)
 
-    async def resend(self, chunks: Sequence[StoredChunk]) -> None:
+    async def resend(self, chunks: Sequence[StoredChunk], buttons: Buttons | None = None) -> None:
+        """Send a complete answer's unsent chunks, the last with its `buttons`."""
+        last = max((c.seq for c in chunks if not c.is_hold), default=None)
         for chunk in chunks:
             if chunk.state is ChunkState.PENDING:
-                await self.send([chunk.id], chunk.body)
+                under = buttons if chunk.seq == last else None
+                await self.send([chunk.id], chunk.body, buttons=under)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sprout.core.buttons import Buttons
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming, Media
 
 # How far a channel's clock may differ from ours when asking what it delivered since a time.
@@ -57,6 +58,29 @@ class Sender(Protocol):
         `joint` joins it to what the answer already shows, on a channel that shows an answer
         as one message growing (a sentence continues a paragraph: " "). Retries transient
         failures itself; raises SendError when it gives up."""
+        ...
+
+
+class ButtonSender(Protocol):
+    async def send_with_buttons(
+        self, incoming: Incoming, text: str, buttons: Buttons, joint: str = BLOCK_SEPARATOR
+    ) -> str:
+        """Like `Sender.send`, with tap-to-reply `buttons` under `text` (an answer's last
+        message). When the channel cannot show them, `text` is delivered without them (and
+        the buttons' hint in words, best effort): the answer is never lost for its buttons."""
+        ...
+
+
+class Indicator(Protocol):
+    """Shows "typing…" while an answer is written."""
+
+    # How long one indication lasts; `renew`: shown again after that until the first text
+    # (Telegram's lasts about 5 s), else once (WhatsApp's lasts until the reply or 25 s).
+    lasts_s: float
+    renew: bool
+
+    async def show(self, incoming: Incoming) -> bool:
+        """Show it to the sender of `incoming`; whether the channel took it (never raises)."""
         ...
 
 

@@ -34,6 +34,7 @@ TEXT_KEYS = frozenset(
         "places_indoors", "places_outdoors", "places_both", "all_areas", "not_set",
         "age_years", "age_months", "slow_down", "voice_failed", "intro", "cut_short",
         "unsafe_dose", "unsafe_diagnosis", "unsafe_link", "unsafe_answer",
+        "button_another", "button_more", "buttons_hint", "buttons_hint_more", "feedback_thanks",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n", "health"})
@@ -93,6 +94,7 @@ class Safeguarding:
 class Prompts:
     explain: Template
     activities: Template
+    activity_one: Template  # one idea at a time, on messaging channels
     chat: Template
     profile_instructions: str
     profile_tool: Mapping[str, Any]
@@ -305,6 +307,13 @@ def load_prompts(directory: Path, region: str = DEFAULT_REGION) -> Prompts:
             _template(
                 directory / "activities.toml",
                 frozenset({"age", "places", "areas", "topic", "language"}),
+            ),
+            rules,
+        ),
+        activity_one=_with_rules(
+            _template(
+                directory / "activity_one.toml",
+                frozenset({"age", "places", "areas", "topic", "language", "avoid"}),
             ),
             rules,
         ),

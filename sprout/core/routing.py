@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import regex
 
+from sprout.core.buttons import ANOTHER, DOWN, MORE, UP
+
 # A command word, then any mix of spaces and light punctuation ("Explain: ", "activities - ").
 _COMMAND = regex.compile(
     r"^[\s\p{P}&&[^?¿]]*(?P<word>\p{L}+)(?:[\s\p{P}&&[^?¿'\"“‘(]]+|$)(?P<rest>.*)$",
@@ -25,6 +27,10 @@ class Intent(enum.Enum):
     STOP = "stop"
     START = "start"
     CHAT = "chat"
+    ANOTHER = "another"  # another activity idea on the last topic
+    ALL_IDEAS = "all_ideas"  # the whole list of ideas on the last topic
+    MORE = "more"  # tell me more about the last answer
+    FEEDBACK = "feedback"  # 👍 or 👎 on the last answer: the argument is the payload
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,42 @@ _WHOLE_MESSAGES = {
 }  # fmt: skip
 
 
-def route(text: str) -> Route:
+# What a tapped button asks, by its payload.
+_PAYLOADS = {
+    ANOTHER: Route(Intent.ANOTHER),
+    MORE: Route(Intent.MORE),
+    UP: Route(Intent.FEEDBACK, UP),
+    DOWN: Route(Intent.FEEDBACK, DOWN),
+}
+# The same, typed.
+_WHOLE_MESSAGES.update(
+    {
+        **dict.fromkeys(["another idea", "otra idea", "syniad arall"], Intent.ANOTHER),
+        **dict.fromkeys(
+            ["all ideas", "all the ideas", "todas las ideas", "pob syniad"], Intent.ALL_IDEAS
+        ),
+        **dict.fromkeys(["tell me more", "cuéntame más", "cuentame mas", "dweud mwy"], Intent.MORE),
+    }
+)
+_LANGUAGE_OF.update(
+    {**dict.fromkeys(["otra idea", "todas las ideas", "cuéntame más", "cuentame mas"], "es"),
+     **dict.fromkeys(["syniad arall", "pob syniad", "dweud mwy"], "cy")}
+)  # fmt: skip
+# A thumb typed alone, in any skin tone.
+_THUMB = regex.compile(r"^\s*(?P<thumb>[👍👎])[\U0001F3FB-\U0001F3FF\uFE0F]?\s*$")
+_THUMBS = {"👍": UP, "👎": DOWN}
+
+
+def route(text: str, payload: str = "") -> Route:
     """Place a message. The argument keeps the user's own casing and wording.
 
     Anything unplaced is a conversation, a newcomer's first message too: a question deserves
-    its answer, not the menu. A message with no words (an emoji, a dot) gets the help text."""
+    its answer, not the menu. A message with no words (an emoji, a dot) gets the help text.
+    A tapped button is placed by its `payload`, whatever its label says."""
+    if payload in _PAYLOADS:
+        return _PAYLOADS[payload]
+    if thumb := _THUMB.match(text):
+        return _PAYLOADS[_THUMBS[thumb["thumb"]]]
     whole = _NOT_WORDS.sub(" ", text).strip().casefold()
     if whole in _WHOLE_MESSAGES:
         return Route(_WHOLE_MESSAGES[whole], language=_LANGUAGE_OF.get(whole))

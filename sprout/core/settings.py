@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,14 @@ class Settings(BaseSettings):
     port: int = Field(5000, validation_alias=_env("PORT"))
 
     hold_after_s: float = Field(5.0, validation_alias=_env("SPROUT_HOLD_AFTER_S"))
+    # "Activities <topic>" on WhatsApp and Telegram: one idea at a time, or the whole list
+    # (the web page always shows the list).
+    activity_style: Literal["one", "list"] = Field(
+        "one", validation_alias=_env("SPROUT_ACTIVITY_STYLE")
+    )
+    # "typing…" while an answer is written (WhatsApp: Twilio's typing indicator, the hold text
+    # only when it fails; Telegram: the chat action, kept alive until the first text).
+    typing_indicator: bool = Field(True, validation_alias=_env("SPROUT_TYPING_INDICATOR"))
     max_input_chars: int = Field(2000, validation_alias=_env("SPROUT_MAX_INPUT_CHARS"))
     # The most WhatsApp messages one answer takes; past it the rest is offered ("write more").
     max_messages: int = Field(4, ge=1, validation_alias=_env("SPROUT_MAX_MESSAGES"))

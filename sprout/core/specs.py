@@ -10,7 +10,7 @@ from sprout.core.messages import ChannelSpec, utf16_len
 
 WHATSAPP = ChannelSpec("whatsapp", 1600, utf16_len, to_whatsapp, max_messages=4)
 TELEGRAM = ChannelSpec("telegram", 4096, utf16_len, to_telegram_html)
-WEB = ChannelSpec("web", None, len, to_web_markdown)
+WEB = ChannelSpec("web", None, len, to_web_markdown, messaging=False)
 
 # A Telegram answer is one message that grows by edits: every complete sentence, list item
 # or block is a chunk as soon as it is written.

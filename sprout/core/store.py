@@ -44,6 +44,8 @@ from sprout.core.tables import (
     AnswerRow,
     ChunkRow,
     ChunkState,
+    FeedbackRow,
+    IdeaRow,
     InboundRow,
     SafetyAlertRow,
     SafetyEventRow,
@@ -56,6 +58,14 @@ from sprout.migrations import upgrade_to_head
 def _aware(moment: datetime) -> datetime:
     """SQLite hands datetimes back without their zone; they were stored in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+TOPIC_CHARS = TITLE_CHARS = 200
+
+
+def topic_key(topic: str) -> str:
+    """A topic as ideas are filed under it: "Dinosaurs!" and "dinosaurs" are one topic."""
+    return " ".join(topic.casefold().strip(" .!?¡¿").split())[:TOPIC_CHARS]
 
 
 # Twilio's status callbacks can arrive out of order; never step back from a later state.
@@ -266,6 +276,7 @@ class Store:
             media=tuple(Media(url, content_type) for url, content_type in first[4]),
             received_at=_aware(first[5]),
             bot_address=first[6],
+            payload=first[18],
         )
         chunks = tuple(
             StoredChunk(
@@ -449,6 +460,60 @@ class Store:
                 delete(SafetyAlertRow).where(SafetyAlertRow.event_id.in_(events))
             )
             await connection.execute(delete(SafetyEventRow).where(SafetyEventRow.id.in_(events)))
+            await connection.execute(delete(IdeaRow).where(IdeaRow.user_id == user_id))
+            await connection.execute(delete(FeedbackRow).where(FeedbackRow.user_id == user_id))
+
+    async def add_idea(self, user_id: str, topic: str, title: str) -> None:
+        """An activity idea the user was given on `topic`."""
+        row = {"user_id": user_id, "topic": topic_key(topic), "title": title[:TITLE_CHARS]}
+        async with self._write() as connection:
+            await connection.execute(insert(IdeaRow).values(**row, created_at=utc_now()))
+
+    async def ideas(self, user_id: str, topic: str, limit: int = 30) -> list[str]:
+        """The titles of the ideas the user already had on `topic`, newest first."""
+        query = (
+            select(IdeaRow.title)
+            .where(IdeaRow.user_id == user_id, IdeaRow.topic == topic_key(topic))
+            .order_by(IdeaRow.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            return list((await connection.scalars(query)).all())
+
+    async def last_topic(self, user_id: str) -> str | None:
+        """The topic of the user's latest activity idea ("another idea" continues it)."""
+        query = (
+            select(IdeaRow.topic)
+            .where(IdeaRow.user_id == user_id)
+            .order_by(IdeaRow.id.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as connection:
+            topic: str | None = await connection.scalar(query)
+        return topic
+
+    async def add_feedback(
+        self, user_id: str, before_inbound_id: int, rating: str, kinds: frozenset[str]
+    ) -> str | None:
+        """Rate the user's latest answer of one of `kinds` before message `before_inbound_id`
+        (recorded without an answer when there is none); the kind of the answer rated."""
+        latest = (
+            select(AnswerRow.id, AnswerRow.kind)
+            .join(InboundRow, AnswerRow.inbound_id == InboundRow.id)
+            .where(
+                InboundRow.user_id == user_id,
+                InboundRow.id < before_inbound_id,
+                AnswerRow.kind.in_(list(kinds)),
+            )
+            .order_by(InboundRow.id.desc())
+            .limit(1)
+        )
+        async with self._write() as connection:
+            found = (await connection.execute(latest)).first()
+            answer_id, kind = (found[0], found[1]) if found else (None, None)
+            row = {"user_id": user_id, "answer_id": answer_id, "kind": kind, "rating": rating}
+            await connection.execute(insert(FeedbackRow).values(**row, created_at=utc_now()))
+        return kind
 
     async def finish(self, inbound_id: int) -> None:
         async with self._write() as connection:
@@ -584,6 +649,7 @@ _LOAD_JOB = (
         ChunkRow.source,
         ChunkRow.state,
         ChunkRow.created_at,
+        InboundRow.payload,
     )
     .outerjoin(AnswerRow, AnswerRow.inbound_id == InboundRow.id)
     .outerjoin(ChunkRow, ChunkRow.answer_id == AnswerRow.id)
@@ -600,6 +666,7 @@ def _inbound_values(incoming: Incoming) -> dict[str, Any]:
         "bot_address": incoming.bot_address,
         "text": incoming.text,
         "media": [[item.url, item.content_type] for item in incoming.media],
+        "payload": incoming.payload,
         "received_at": incoming.received_at,
         "done": False,
     }

@@ -63,6 +63,9 @@ class InboundRow(Base):
     bot_address: Mapped[str] = mapped_column(String(128), default="")
     text: Mapped[str] = mapped_column(Text)
     media: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    # What a tapped button said in code (WhatsApp's ButtonPayload, Telegram's callback data):
+    # a tap is routed by it, never by the label's (translated) words.
+    payload: Mapped[str] = mapped_column(String(64), default="", server_default="")
     received_at: Mapped[datetime]
     done: Mapped[bool] = mapped_column(default=False, index=True)
 
@@ -131,3 +134,28 @@ class SafetyAlertRow(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(default=None)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
     error: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class IdeaRow(Base):
+    """An activity idea a user was given, so the next one on the topic is a different one."""
+
+    __tablename__ = "ideas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class FeedbackRow(Base):
+    """A 👍 or 👎 on an answer: which answer, what kind it was, the rating; no message text."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    answer_id: Mapped[int | None] = mapped_column(default=None, index=True)
+    kind: Mapped[str | None] = mapped_column(String(16), default=None)
+    rating: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)

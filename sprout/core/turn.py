@@ -3,7 +3,7 @@ and the small helpers that turn fixed texts into chunks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sprout.core.chunking import Chunk, Chunker
 from sprout.core.events import Origin
@@ -84,7 +84,7 @@ def fixed_chunks(text: str, spec: ChannelSpec) -> list[Chunk]:
     """A fixed text, in as few messages as the channel allows (no need to send it early)."""
     fill = spec.max_len or 1
     chunker = Chunker(spec, first_min=fill, min_len=fill)
-    return chunker.feed(text) + chunker.finish()
+    return [replace(chunk, fixed=True) for chunk in chunker.feed(text) + chunker.finish()]
 
 
 def profile_summary(prompts: Prompts, profile: Profile, separator: str) -> str:

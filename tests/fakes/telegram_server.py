@@ -96,6 +96,7 @@ class BotMessage:
     chat_id: int
     text: str
     history: list[str] = field(default_factory=list)
+    keyboard: list[list[dict[str, Any]]] = field(default_factory=list)  # inline, as sent
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ class _Failure:
 
 
 class FakeTelegram(FakeService):
-    """``/bot{token}/{method}`` for getMe, getUpdates, sendMessage, editMessageText,
-    sendChatAction, setWebhook, deleteWebhook, getWebhookInfo and getFile, and
+    """``/bot{token}/{method}`` for getMe, getUpdates, sendMessage, editMessageText (with
+    inline keyboards), answerCallbackQuery, sendChatAction, setWebhook, deleteWebhook,
+    getWebhookInfo and getFile, and
     ``/file/bot{token}/{path}`` for downloads (a user's voice note)."""
 
     def __init__(self, token: str = "123456:TEST-token_abc", *, port: int = 0) -> None:
@@ -179,6 +181,24 @@ class FakeTelegram(FakeService):
         self.push_update(update)
         return update
 
+    def push_tap(self, chat_id: int, message_id: int, data: str) -> dict[str, Any]:
+        """Queue a tap on an inline button of the bot's message (a ``callback_query``)."""
+        with self._lock:
+            update_id = self._next_update_id
+            self._next_update_id += 1
+            shown = self._messages[message_id]
+        user = {"id": chat_id, "is_bot": False, "first_name": "Parent"}
+        message = _message(message_id, chat_id, shown.text)
+        if shown.keyboard:
+            message["reply_markup"] = {"inline_keyboard": shown.keyboard}
+        query = {
+            "id": f"cq{update_id}", "from": user, "message": message,
+            "chat_instance": str(chat_id), "data": data,
+        }  # fmt: skip
+        update = {"update_id": update_id, "callback_query": query}
+        self.push_update(update)
+        return update
+
     def push_update(self, *updates: dict[str, Any]) -> None:
         """Queue updates as they are (all at once: a duplicate goes in the same batch)."""
         with self._lock:
@@ -209,7 +229,7 @@ class FakeTelegram(FakeService):
         """The bot's messages in a chat, oldest first, each with its current text."""
         with self._lock:
             return [
-                BotMessage(m.message_id, m.chat_id, m.text, list(m.history))
+                BotMessage(m.message_id, m.chat_id, m.text, list(m.history), list(m.keyboard))
                 for m in self._messages.values()
                 if m.chat_id == chat_id
             ]
@@ -225,6 +245,11 @@ class FakeTelegram(FakeService):
         """update_ids Telegram would still offer: no getUpdates asked past them yet."""
         with self._lock:
             return [u["update_id"] for u in self._updates]
+
+    def unconfirmed_updates(self) -> list[dict[str, Any]]:
+        """The updates still queued, as they are (to post to a webhook by hand)."""
+        with self._lock:
+            return [dict(u) for u in self._updates]
 
     @property
     def webhook(self) -> dict[str, Any]:
@@ -275,6 +300,7 @@ class FakeTelegram(FakeService):
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "getFile": self._get_file,
+            "answerCallbackQuery": self._answer_callback_query,
         }.get(method)
         if handler is None:
             return _error(404, "Not Found")
@@ -343,18 +369,24 @@ class FakeTelegram(FakeService):
             return f"Bad Request: can't parse entities: {why}"
         return None
 
+    async def _answer_callback_query(self, params: dict[str, Any]) -> web.Response:
+        if not params.get("callback_query_id"):
+            return _error(400, "Bad Request: query id is empty")
+        return _result(True)
+
     async def _send_message(self, params: dict[str, Any]) -> web.Response:
-        if problem := self._text_problem(params):
+        if problem := self._text_problem(params) or _keyboard_problem(params):
             return _error(400, problem)
         chat_id, text = int(params["chat_id"]), str(params["text"])
+        keyboard = _keyboard(params)
         with self._lock:
             message_id = self._next_message_id
             self._next_message_id += 1
-            self._messages[message_id] = BotMessage(message_id, chat_id, text, [text])
+            self._messages[message_id] = BotMessage(message_id, chat_id, text, [text], keyboard)
         return _result(_message(message_id, chat_id, text))
 
     async def _edit_message_text(self, params: dict[str, Any]) -> web.Response:
-        if problem := self._text_problem(params):
+        if problem := self._text_problem(params) or _keyboard_problem(params):
             return _error(400, problem)
         chat_id, text = int(params["chat_id"]), str(params["text"])
         with self._lock:
@@ -370,6 +402,7 @@ class FakeTelegram(FakeService):
                 )
             message.text = text
             message.history.append(text)
+            message.keyboard = _keyboard(params)  # an edit without one removes it
         return _result({**_message(message.message_id, chat_id, text), "edit_date": _now()})
 
     async def _set_webhook(self, params: dict[str, Any]) -> web.Response:
@@ -402,6 +435,24 @@ async def _params(request: web.Request) -> dict[str, Any]:
         return dict(body) if isinstance(body, dict) else {}
     form = await request.post()
     return {**request.query, **{k: v for k, v in form.items() if isinstance(v, str)}}
+
+
+def _keyboard(params: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The inline keyboard of a sendMessage or editMessageText call (JSON-encoded in a form)."""
+    markup = params.get("reply_markup")
+    if isinstance(markup, str):
+        markup = json.loads(markup)
+    rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
+    return [list(row) for row in rows]
+
+
+def _keyboard_problem(params: dict[str, Any]) -> str | None:
+    for row in _keyboard(params):
+        for button in row:
+            data = str(button.get("callback_data", ""))
+            if not button.get("text") or not 1 <= len(data.encode()) <= 64:
+                return "Bad Request: BUTTON_DATA_INVALID"
+    return None
 
 
 def _now() -> int:

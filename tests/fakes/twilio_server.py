@@ -11,16 +11,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
+import re
 import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import hdrs, web
 
 from tests.fakes.background import FakeService
-from tests.fakes.twilio_wire import MAX_BODY, message_resource, twilio_error, utf16_len
+from tests.fakes.twilio_wire import (
+    MAX_BODY,
+    QUICK_REPLY_MAX,
+    content_resource,
+    message_resource,
+    twilio_error,
+    utf16_len,
+)
 
 __all__ = ["FakeTwilio", "SentMessage"]
 
@@ -37,6 +47,8 @@ class SentMessage:
     status_callback: str | None = None
     media_urls: tuple[str, ...] = ()
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    content_sid: str | None = None  # sent as this content (``body`` is it rendered)
+    buttons: tuple[str, ...] = ()  # the quick-reply button ids it shows
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,10 @@ class _Failure:
 
 
 class FakeTwilio(FakeService):
-    """``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with basic-auth checks.
+    """``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with basic-auth checks, and
+    the Content API's ``/v1/Content`` (create, list) and Messaging v2's typing indicator.
+    A message sent with ``ContentSid`` shows its quick-reply body with the variables filled
+    in, as its ``body``; ``content_status`` / ``typing_status`` make those APIs fail.
 
     ``requests`` keeps every authenticated POST's form fields (accepted or not); ``messages``
     only the accepted ones. ``fail_next`` faults apply after the auth check.
@@ -71,6 +86,11 @@ class FakeTwilio(FakeService):
             self._media,
         )
         app.router.add_get("/_cdn/{media_sid}", self._cdn)
+        # Content API (content.twilio.com) and Messaging v2 (messaging.twilio.com): a client
+        # pointed here sends every host's paths to this one server.
+        app.router.add_post("/v1/Content", self._create_content)
+        app.router.add_get("/v1/Content", self._list_contents)
+        app.router.add_post("/v2/Indicators/Typing.json", self._typing)
         super().__init__(app, port)
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -81,6 +101,11 @@ class FakeTwilio(FakeService):
         self.lookups = 0  # authenticated reads of the message list
         self._media_files: dict[str, tuple[bytes, str]] = {}
         self.media_fetches: list[str] = []  # media sids whose bytes were downloaded
+        self._contents: dict[str, dict[str, Any]] = {}  # sid -> the Content resource
+        self.content_calls: list[str] = []  # "list" / "create", in order
+        self.content_status: int | None = None  # set: every Content API call fails so
+        self.typing: list[dict[str, str]] = []  # typing indicators asked for
+        self.typing_status: int | None = None  # set: typing indicators fail so
 
     @property
     def base_url(self) -> str:
@@ -128,6 +153,22 @@ class FakeTwilio(FakeService):
             f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}"
             f"/Messages/{message_sid}/Media/{media_sid}"
         )
+
+    @property
+    def contents(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._contents.values())
+
+    def _render(self, content_sid: str, variables: str) -> tuple[str, list[str]] | None:
+        """A quick-reply content's body with its variables, and its buttons' ids."""
+        with self._lock:
+            content = self._contents.get(content_sid)
+        if content is None:
+            return None
+        reply = content["types"].get("twilio/quick-reply") or {}
+        values = json.loads(variables or "{}")
+        body = re.sub(r"\{\{(\w+)\}\}", lambda m: str(values.get(m[1], "")), reply["body"])
+        return body, [str(action["id"]) for action in reply.get("actions", [])]
 
     def reset(self) -> None:
         with self._lock:
@@ -202,6 +243,15 @@ class FakeTwilio(FakeService):
                 response.headers[hdrs.RETRY_AFTER] = f"{failure.retry_after:g}"
             return response
         to, from_, body = fields.get("To", ""), fields.get("From", ""), fields.get("Body", "")
+        buttons: tuple[str, ...] = ()
+        if content_sid := fields.get("ContentSid"):
+            rendered = self._render(content_sid, fields.get("ContentVariables", ""))
+            if rendered is None:
+                return twilio_error(400, 21655, "The ContentSid is Invalid")
+            body, ids = rendered
+            buttons = tuple(ids)
+            if utf16_len(body) > QUICK_REPLY_MAX:
+                return twilio_error(400, 21617)
         media = tuple(str(url) for url in form.getall("MediaUrl", []))
         if not to:
             return twilio_error(400, 21604)
@@ -213,8 +263,9 @@ class FakeTwilio(FakeService):
             return twilio_error(400, 21617)
         sid = "SM" + secrets.token_hex(16)
         message = SentMessage(
-            to, from_, body, sid, time.monotonic(), fields.get("StatusCallback"), media
-        )
+            to, from_, body, sid, time.monotonic(), fields.get("StatusCallback"), media,
+            content_sid=content_sid or None, buttons=buttons,
+        )  # fmt: skip
         with self._lock:
             self._messages.append(message)
             late = self._late_answers.popleft() if self._late_answers else 0.0
@@ -251,6 +302,58 @@ class FakeTwilio(FakeService):
             "end": max(len(records) - 1, 0), "uri": uri,
         }  # fmt: skip
         return web.json_response(page)
+
+    # -- Content API, typing indicator (server thread) --------------------------------------
+
+    async def _create_content(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return twilio_error(401, 20003)
+        with self._lock:
+            self.content_calls.append("create")
+            status = self.content_status
+        if status is not None:
+            return twilio_error(status)
+        data = await request.json()
+        types = {k: v for k, v in (data.get("types") or {}).items() if v is not None}
+        reply = types.get("twilio/quick-reply")
+        if not data.get("friendly_name") or not reply or not reply.get("body"):
+            return twilio_error(400, 21211, "friendly_name and a quick-reply body are required")
+        if not 1 <= len(reply.get("actions") or []) <= 10:
+            return twilio_error(400, 21211, "a quick reply has 1 to 10 actions")
+        sid = "HX" + secrets.token_hex(16)
+        content = content_resource(self.account_sid, sid, data, types)
+        with self._lock:
+            self._contents[sid] = content
+        return web.json_response(content, status=201)
+
+    async def _list_contents(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return twilio_error(401, 20003)
+        with self._lock:
+            self.content_calls.append("list")
+            status = self.content_status
+        if status is not None:
+            return twilio_error(status)
+        url = f"{self.base_url}/v1/Content"
+        meta = {
+            "page": 0, "page_size": len(self.contents), "first_page_url": url,
+            "previous_page_url": None, "url": url, "next_page_url": None, "key": "contents",
+        }  # fmt: skip
+        return web.json_response({"contents": self.contents, "meta": meta})
+
+    async def _typing(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return twilio_error(401, 20003)
+        form = await request.post()
+        fields = {key: str(value) for key, value in form.items()}
+        with self._lock:
+            self.typing.append(fields)
+            status = self.typing_status
+        if status is not None:
+            return twilio_error(status)
+        if fields.get("channel") != "whatsapp" or not fields.get("messageId"):
+            return twilio_error(400, 21211, "channel=whatsapp and messageId are required")
+        return web.json_response({"success": True})
 
 
 def main() -> None:

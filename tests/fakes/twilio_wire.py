@@ -8,9 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["MAX_BODY", "message_resource", "segments", "twilio_error", "utf16_len"]
+__all__ = [
+    "MAX_BODY", "QUICK_REPLY_MAX", "content_resource", "message_resource", "segments",
+    "twilio_error", "utf16_len",
+]  # fmt: skip
 
 MAX_BODY = 1600  # in UTF-16 code units: an emoji outside the BMP counts twice (error 21617)
+QUICK_REPLY_MAX = 1024  # a twilio/quick-reply body
 
 
 def utf16_len(text: str) -> int:
@@ -86,4 +90,24 @@ def message_resource(
         "subresource_uris": {"media": f"{uri}/Media.json"},
         "to": to,
         "uri": f"{uri}.json",
+    }
+
+
+def content_resource(
+    account_sid: str, sid: str, data: dict[str, Any], types: dict[str, Any]
+) -> dict[str, Any]:
+    """A Content resource, as ``POST https://content.twilio.com/v1/Content`` returns it."""
+    now = datetime.now(UTC).isoformat()
+    url = f"https://content.twilio.com/v1/Content/{sid}"
+    return {
+        "sid": sid,
+        "account_sid": account_sid,
+        "friendly_name": data.get("friendly_name"),
+        "language": data.get("language") or "en",
+        "variables": data.get("variables") or {},
+        "types": types,
+        "url": url,
+        "date_created": now,
+        "date_updated": now,
+        "links": {"approval_create": f"{url}/ApprovalRequests/whatsapp"},
     }

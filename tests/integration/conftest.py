@@ -80,6 +80,9 @@ class SproutServer:
             # Long answers here test streaming and recovery, not the message budget (a test of
             # its own sets it back to the default).
             SPROUT_MAX_MESSAGES="50",
+            # Likewise long lists of activities, not one idea at a time (tests of that set
+            # SPROUT_ACTIVITY_STYLE=one, the default).
+            SPROUT_ACTIVITY_STYLE="list",
         )
         env.update(self.extra_env)
         return env
@@ -156,11 +159,15 @@ class SproutServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def form(self, body: str, sid: str | None = None, sender: str = USER) -> dict[str, str]:
+    def form(
+        self, body: str, sid: str | None = None, sender: str = USER, payload: str | None = None
+    ) -> dict[str, str]:
+        """A message's webhook form; with `payload`, a tap on the quick-reply button with that
+        id and the label `body` (Twilio sends the label as the body too)."""
         if sid is None:
             self.sid_counter += 1
             sid = f"SM{self.sid_counter:032x}"
-        return {
+        form = {
             "MessageSid": sid,
             "AccountSid": self.twilio.account_sid,
             "From": sender,
@@ -168,6 +175,9 @@ class SproutServer:
             "Body": body,
             "NumMedia": "0",
         }
+        if payload is not None:
+            form.update(ButtonPayload=payload, ButtonText=body, MessageType="button")
+        return form
 
     def post(
         self, form: dict[str, str], path: str = "/whatsapp", signature: str | None = None

@@ -11,10 +11,12 @@ import pytest
 
 from sprout.core.formatting import to_whatsapp
 from sprout.core.messages import utf16_len
+from sprout.core.prompts import load_prompts
+from sprout.core.settings import DEFAULT_PROMPTS_DIR
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.openai_wire import ToolCall
 from tests.fakes.scripted import scripted
-from tests.fakes.twilio_server import FakeTwilio
+from tests.fakes.twilio_server import FakeTwilio, SentMessage
 from tests.integration.conftest import BOT_NUMBER, USER, SproutServer
 
 pytestmark = pytest.mark.integration
@@ -84,7 +86,7 @@ def test_the_first_message_goes_out_while_the_answer_is_still_written(
 def test_a_slow_model_gets_the_hold_message_first(
     server_factory: Callable[..., SproutServer], fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
 ) -> None:
-    sprout = server_factory(SPROUT_HOLD_AFTER_S="0.5")
+    sprout = server_factory(SPROUT_HOLD_AFTER_S="0.5", SPROUT_TYPING_INDICATOR="false")
     fake_openai.set_reply("Rain is water falling from clouds.")
     fake_openai.set_speed(ttft=1.5, tokens_per_s=None)
     sprout.send("Explain rain")
@@ -296,11 +298,11 @@ def wait_for_text(fake_twilio: FakeTwilio, expected: str, timeout: float = 30) -
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        messages = list(fake_twilio.messages)
+        messages = answer_messages(fake_twilio)
         if len(squashed("".join(m.body for m in messages))) >= len(expected):
             return messages
         time.sleep(0.05)
-    got = squashed("".join(m.body for m in fake_twilio.messages))
+    got = squashed("".join(m.body for m in answer_messages(fake_twilio)))
     raise AssertionError(f"only {len(got)} of {len(expected)} characters arrived")
 
 
@@ -383,3 +385,11 @@ def test_a_crisis_as_the_very_first_message_gets_the_right_number(
     log = sprout.log()
     assert '"categories": ["crisis"]' in log and '"categories": ["emergency"]' in log
     assert "cope" not in log and "breathing" not in log, "the category is logged, not the words"
+
+
+def answer_messages(fake_twilio: FakeTwilio) -> list[SentMessage]:
+    """The messages sent, without the buttons that follow a last message too long to carry
+    them (a short message of their own, under their hint)."""
+    prompts = load_prompts(DEFAULT_PROMPTS_DIR)
+    hints = {to_whatsapp(prompts.text(key)).text for key in ("buttons_hint", "buttons_hint_more")}
+    return [m for m in fake_twilio.messages if not (m.buttons and m.body in hints)]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sprout.core.buttons import Buttons
 from sprout.core.llm import ModelError, StreamItem, ToolCall, Tools, Truncated
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming, Media
 from sprout.core.ports import MediaError, SendError
@@ -87,6 +88,34 @@ class RecordingSender:
         if self.stall_s and len(self.sent) == 1:
             time.sleep(self.stall_s)  # noqa: ASYNC251 (the stall: nothing else in the process runs)
         return f"id{len(self.sent)}"
+
+
+@dataclass
+class ButtonRecorder(RecordingSender):
+    """Records which sent text carried which buttons (their payloads)."""
+
+    buttons: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    async def send_with_buttons(
+        self, incoming: Incoming, text: str, buttons: Buttons, joint: str = BLOCK_SEPARATOR
+    ) -> str:
+        sid = await self.send(incoming, text, joint)
+        self.buttons[len(self.sent) - 1] = tuple(b.payload for b in buttons.options)
+        return sid
+
+
+@dataclass
+class FakeIndicator:
+    """A channel's "typing…": shown (or refused, with `works` False) and counted."""
+
+    works: bool = True
+    lasts_s: float = 25.0
+    renew: bool = False
+    shown: list[str] = field(default_factory=list)
+
+    async def show(self, incoming: Incoming) -> bool:
+        self.shown.append(incoming.message_id)
+        return self.works
 
 
 @dataclass

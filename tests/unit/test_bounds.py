@@ -87,12 +87,13 @@ async def test_each_kind_of_answer_has_its_token_limit(prompts: Prompts, store: 
     model = FakeLLM("Short answer.")
     bot = Bot(model, prompts, store)
     await store.record_inbound(message("hi"))  # not a first contact: chat goes to the model
-    for text in ("Explain rain", "Activities rain", "what about snow?"):
+    for text in ("Explain rain", "Activities rain", "what about snow?", "all ideas"):
         await bot.reply(message(text), WHATSAPP)
     assert model.max_tokens == [
         prompts.explain.max_tokens,
-        prompts.activities.max_tokens,
+        prompts.activity_one.max_tokens,  # one idea at a time on a messaging channel
         prompts.chat.max_tokens,
+        prompts.activities.max_tokens,  # the whole list
     ]
 
 

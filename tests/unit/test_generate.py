@@ -1,7 +1,8 @@
 """The generate stage: prompt, model stream, retries and the apology."""
 
 from sprout.core.chunking import Chunk
-from sprout.core.generate import Generate, ModelLimits
+from sprout.core.decide import ForModel
+from sprout.core.generate import Generate, ModelLimits, idea_title
 from sprout.core.messages import Incoming
 from sprout.core.profile import Profile
 from sprout.core.prompts import Prompts
@@ -21,8 +22,15 @@ def turn(text: str, already_sent: str = "", profile: Profile | None = None) -> T
     return Turn(ask, incoming, UserState({}, False, False, ()), profile or Profile())
 
 
-async def collect(generate: Generate, asked: Turn, intent: Intent = Intent.EXPLAIN) -> list[str]:
-    chunks = generate.stream(asked, intent, "why does it rain?", Verdict(None), LiveView(None))
+async def collect(
+    generate: Generate,
+    asked: Turn,
+    intent: Intent = Intent.EXPLAIN,
+    argument: str = "why does it rain?",
+    whole_list: bool = False,
+) -> list[str]:
+    decision = ForModel(intent, argument, None, whole_list=whole_list)
+    chunks = generate.stream(asked, decision, Verdict(None), LiveView(None))
     return [chunk.text async for chunk in chunks if isinstance(chunk, Chunk)]
 
 
@@ -63,3 +71,58 @@ async def test_a_chat_turn_offers_the_profile_tool_with_the_history(
     assert model.tools_offered[0] and model.tools_offered[0][0]["function"]["name"] == (
         "update_profile"
     )
+
+
+IDEA = "**Dino stomp**\n*You need:* some space\nStomp and count each step.\nAreas: Mathematics"
+
+
+async def test_one_idea_at_a_time_files_it_and_never_repeats_it(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM(IDEA)
+    generate = Generate(model, prompts, store, ModelLimits())
+    [answer] = await collect(generate, turn("Activities dinosaurs"), Intent.ACTIVITIES, "Dinosaurs")
+    assert answer.startswith("*Dino stomp*")
+    system = model.requests[0][0]["content"]
+    assert "exactly one activity" in system and "(none yet)" in system
+    assert model.max_tokens == [prompts.activity_one.max_tokens]
+    assert await store.ideas("whatsapp:+447700900001", "dinosaurs") == ["Dino stomp"]
+    await collect(generate, turn("Another idea"), Intent.ACTIVITIES, "dinosaurs")
+    assert "- Dino stomp" in model.requests[1][0]["content"], "the idea it had is avoided"
+
+
+async def test_the_whole_list_and_the_list_style_use_the_list_prompt(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM(IDEA)
+    await collect(
+        Generate(model, prompts, store, ModelLimits()),
+        turn("all ideas"),
+        Intent.ACTIVITIES,
+        "dinosaurs",
+        whole_list=True,
+    )
+    await collect(
+        Generate(model, prompts, store, ModelLimits(one_idea=False)),
+        turn("Activities dinosaurs"),
+        Intent.ACTIVITIES,
+        "dinosaurs",
+    )
+    assert [r[0]["content"] for r in model.requests] == [
+        prompts.activities.messages(
+            age="3–4 years old",
+            places="indoors or outdoors",
+            areas=prompts.areas_description(),
+            topic="dinosaurs",
+            language="the same language as the user's message",
+        )[0]["content"]
+    ] * 2
+    assert await store.ideas("whatsapp:+447700900001", "dinosaurs") == []
+
+
+def test_an_ideas_title_is_its_first_bold_or_heading_line() -> None:
+    assert idea_title("**Dino stomp**\nStomp.") == "Dino stomp"
+    assert idea_title("## Fossil dig\nDig.") == "Fossil dig"
+    assert idea_title("Here is one:\n**Egg hunt:** hide eggs") == "Egg hunt"
+    assert idea_title("Just words") == "Just words"
+    assert idea_title("") is None

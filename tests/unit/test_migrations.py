@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, Table, func, select
+from sqlalchemy import Connection, MetaData, Table, func, select, text
 
 from sprout.core.messages import Incoming
 from sprout.core.store import Store
@@ -57,15 +58,26 @@ async def _run(store: Store, check: Callable[[Connection], T]) -> T:
         return await connection.run_sync(check)
 
 
+# Columns added to the baseline tables by later revisions, as (table, column).
+LATER_COLUMNS = (("inbound", "payload"),)
+
+
 def _legacy_metadata() -> MetaData:
-    """The models as `create_all` saw them before migrations: constraints without names, for
-    the database to name (PostgreSQL) or leave unnamed (SQLite)."""
+    """The baseline tables as `create_all` saw them before migrations: constraints without
+    names, for the database to name (PostgreSQL) or leave unnamed (SQLite). The columns
+    later revisions added are dropped once made (`_drop_later_columns`)."""
     legacy = MetaData()
     # Only the tables that existed then: later revisions add the others.
     for table in (t for t in Base.metadata.sorted_tables if t.name in BASELINE_TABLES):
         for constraint in table.to_metadata(legacy).constraints:
             constraint.name = None
     return legacy
+
+
+def _make_legacy(connection: Connection) -> None:
+    _legacy_metadata().create_all(connection)
+    for table, column in LATER_COLUMNS:
+        connection.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
 
 
 def _message(message_id: str) -> Incoming:
@@ -97,8 +109,16 @@ async def test_a_database_made_by_create_all_is_stamped_and_keeps_its_rows(
     fresh_store: Store, url: str
 ) -> None:
     async with fresh_store.engine.begin() as connection:
-        await connection.run_sync(_legacy_metadata().create_all)
-    assert await fresh_store.record_inbound(_message("old")) is not None
+        await connection.run_sync(_make_legacy)
+    async with fresh_store.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO inbound (channel, message_id, user_id, bot_address, text, media,"
+                " received_at, done) VALUES ('whatsapp', 'old', 'whatsapp:+1', '', 'Hi', '[]',"
+                " :now, false)"
+            ),
+            {"now": datetime.now(UTC)},
+        )
     await fresh_store.create_schema()
     assert await _run(fresh_store, _revision) == HEAD
     assert await _count_inbound(fresh_store) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import Bot, Message, Update
+from telegram import Bot, CallbackQuery, Message, Update
 from telegram.constants import ChatAction, MessageEntityType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
@@ -23,7 +23,7 @@ from sprout.core.tasks import TaskSet
 log = get_logger(__name__)
 
 WEBHOOK_PATH = "/telegram"
-ALLOWED_UPDATES = [Update.MESSAGE]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -68,10 +68,33 @@ def _attachment(message: Message) -> Media | None:
     return None
 
 
+def _tapped(update: Update) -> Incoming | None:
+    """A tapped inline button, as the message it stands for: its label as the text, its
+    callback data as the payload (the core routes by that)."""
+    query, chat = update.callback_query, update.effective_chat
+    if query is None or chat is None or not query.data:
+        return None
+    label = query.data
+    markup = query.message.reply_markup if isinstance(query.message, Message) else None
+    for row in markup.inline_keyboard if markup else ():
+        for button in row:
+            if button.callback_data == query.data:
+                label = button.text
+    return Incoming(
+        channel="telegram",
+        user_id=f"telegram:{chat.id}",
+        text=label,
+        message_id=str(update.update_id),
+        payload=query.data[:64],
+    )
+
+
 def incoming_from(update: Update, bot_username: str | None) -> Incoming | None:
-    """A message as the core takes it: its text (or caption) and what it carries; None for
-    anything else (edits, service messages) and for a command addressed to another bot in a
-    group (`/help@OtherBot`)."""
+    """A message as the core takes it: its text (or caption) and what it carries, or a
+    tapped button; None for anything else (edits, service messages) and for a command
+    addressed to another bot in a group (`/help@OtherBot`)."""
+    if update.callback_query is not None:
+        return _tapped(update)
     message, chat = update.message, update.effective_chat
     if message is None or chat is None:
         return None
@@ -192,8 +215,18 @@ class TelegramUpdates:
             return
         fresh = await self._accept(incoming)
         log.info("telegram_inbound", user=user_ref(incoming.user_id), duplicate=not fresh)
-        if fresh and not self._tasks.closing:  # not awaited: the next update need not wait
+        if self._tasks.closing:
+            return
+        if update.callback_query is not None:  # stops the button's spinner
+            self._tasks.spawn(self._answered(update.callback_query), name="telegram-callback")
+        if fresh:  # not awaited: the next update need not wait
             self._tasks.spawn(self._typing(chat_id_of(incoming.user_id)), name="telegram-typing")
+
+    async def _answered(self, query: CallbackQuery) -> None:
+        try:
+            await query.answer()
+        except TelegramError as error:  # the tap is recorded: only the spinner stays longer
+            log.info("telegram_callback_answer_failed", error=type(error).__name__)
 
     async def _typing(self, chat_id: int) -> None:
         try:

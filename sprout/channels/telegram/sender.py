@@ -18,11 +18,12 @@ from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
-from telegram import Bot
-from telegram.constants import ParseMode
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
+from sprout.core.buttons import Buttons
 from sprout.core.logs import get_logger
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming, utf16_len
 from sprout.core.ports import SendError
@@ -95,6 +96,18 @@ class TelegramSender:
         self._chats: dict[int, _Chat] = {}
 
     async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
+        return await self._send(incoming, text, joint, None)
+
+    async def send_with_buttons(
+        self, incoming: Incoming, text: str, buttons: Buttons, joint: str = BLOCK_SEPARATOR
+    ) -> str:
+        """The answer's last text, with an inline keyboard under the message that shows it."""
+        row = [InlineKeyboardButton(b.label, callback_data=b.payload) for b in buttons.options]
+        return await self._send(incoming, text, joint, InlineKeyboardMarkup([row]))
+
+    async def _send(
+        self, incoming: Incoming, text: str, joint: str, keyboard: InlineKeyboardMarkup | None
+    ) -> str:
         chat_id = chat_id_of(incoming.user_id)
         chat = self._chats.setdefault(chat_id, _Chat())
         answer = chat.answer if chat.answer and chat.answer.key == incoming.message_id else None
@@ -106,11 +119,18 @@ class TelegramSender:
                 chat_id=chat_id,
                 message_id=answer.message_id,
                 parse_mode=ParseMode.HTML,
+                reply_markup=keyboard,
             )
             await self._call(chat, edit)
             answer.text = grown
             return str(answer.message_id)
-        send = partial(self._bot.send_message, chat_id, text, parse_mode=ParseMode.HTML)
+        send = partial(
+            self._bot.send_message,
+            chat_id,
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard,
+        )
         message = await self._call(chat, send)
         if message is None:
             raise SendError("telegram sendMessage returned nothing", permanent=False)
@@ -146,3 +166,22 @@ class TelegramSender:
                 return None
             reason = f"telegram {type(error).__name__}: {error.message[:120]}"
             raise SendError(reason, permanent=not _transient(error)) from error
+
+
+class TelegramTyping:
+    """Telegram's "typing…" chat action: it lasts about 5 s, so it is renewed until the
+    first text shows."""
+
+    lasts_s = 4.0
+    renew = True
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def show(self, incoming: Incoming) -> bool:
+        try:
+            await self._bot.send_chat_action(chat_id_of(incoming.user_id), ChatAction.TYPING)
+        except TelegramError as error:  # only a courtesy: the answer comes anyway
+            log.info("telegram_typing_failed", error=type(error).__name__)
+            return False
+        return True

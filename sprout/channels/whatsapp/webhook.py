@@ -30,6 +30,8 @@ class InboundForm(BaseModel):
     to: str = Field(alias="To", max_length=64)
     body: str = Field("", alias="Body", max_length=20_000)
     num_media: int = Field(0, alias="NumMedia", ge=0, le=MAX_MEDIA)
+    # A tapped quick-reply button: its id (the body is then its label).
+    button_payload: str = Field("", alias="ButtonPayload", max_length=64)
 
 
 class SignatureCheck:
@@ -102,6 +104,7 @@ def whatsapp_blueprint(
             message_id=fields.message_sid,
             media=_media(form, fields.num_media),
             bot_address=fields.to,
+            payload=fields.button_payload,
         )
         fresh = await accept(incoming)
         log.info("whatsapp_inbound", user=user_ref(incoming.user_id), duplicate=not fresh)
