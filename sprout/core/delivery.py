@@ -10,6 +10,7 @@ is written is in pipeline.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ from sprout.core.turn import Ask
 log = get_logger(__name__)
 
 JOB_ATTEMPTS = 3
+# How long a message waits to learn whether it is the answer's last (then it carries the
+# buttons): an answer's last message comes as the model ends, so the end follows at once;
+# one written mid-answer goes after this, and the buttons come on their own at the end.
+LAST_MESSAGE_WAIT_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -206,16 +211,20 @@ class Delivery:
             if hold:
                 await self._hold_if_slow(run, pipe, sender, typing)
             together = run.channel.spec if run.channel.coalesce else None
+            offered = False
             while True:
                 await pipe.wait()
                 batch = pipe.take(together)
                 if not batch:
-                    return
+                    break
                 if pipe.may_offer:  # is it the last message? It then carries the buttons
-                    await pipe.wait()
+                    await _briefly(pipe.wait(), LAST_MESSAGE_WAIT_S)
                 if shown is not None:  # the first message ends "typing…"
                     shown.cancel()
-                await sender.send_ready(batch, pipe.buttons if pipe.finished else None)
+                offered = pipe.finished and pipe.buttons is not None
+                await sender.send_ready(batch, pipe.buttons if offered else None)
+            if pipe.buttons is not None and not offered:
+                await sender.send_buttons(pipe.buttons)
         finally:
             if shown is not None and not shown.done():
                 shown.cancel()
@@ -252,6 +261,12 @@ class _Run:
     channel: Channel
     lease: Lease
     answer_id: int
+
+
+async def _briefly(waiting: Awaitable[None], at_most_s: float) -> None:
+    """Wait for `waiting`, but no longer than `at_most_s`."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(waiting, at_most_s)
 
 
 def _ask(run: _Run, earlier: list[StoredChunk]) -> Ask:

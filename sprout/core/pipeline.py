@@ -160,6 +160,17 @@ class ChunkSender:
             return
         await self._store.mark_chunks(chunk_ids, ChunkState.SENT, provider_id=provider_id)
 
+    async def send_buttons(self, buttons: Buttons) -> None:
+        """The buttons on their own, after an answer whose last message already went (a
+        courtesy: a failure is logged, never retried)."""
+        if self._blocked is not None or self._button_sender is None:
+            return
+        self.lease.check()
+        try:
+            await self._button_sender.send_buttons(self._incoming, buttons)
+        except SendError as error:
+            log.warning("buttons_failed", user=user_ref(self._incoming.user_id), error=str(error))
+
     async def _failed(self, chunk_ids: list[int], error: SendError) -> None:
         reason = str(error)[:200]
         user = user_ref(self._incoming.user_id)

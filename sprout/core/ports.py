@@ -71,6 +71,12 @@ class ButtonSender(Protocol):
         ...
 
 
+    async def send_buttons(self, incoming: Incoming, buttons: Buttons) -> None:
+        """The `buttons` on their own, under a short line saying them in words: after an
+        answer whose last message went before it was known to be the last."""
+        ...
+
+
 class Indicator(Protocol):
     """Shows "typing…" while an answer is written."""
 

@@ -295,6 +295,7 @@ class FakeTelegram(FakeService):
             "getUpdates": self._get_updates,
             "sendMessage": self._send_message,
             "editMessageText": self._edit_message_text,
+            "editMessageReplyMarkup": self._edit_message_reply_markup,
             "sendChatAction": self._ok,
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
@@ -404,6 +405,20 @@ class FakeTelegram(FakeService):
             message.history.append(text)
             message.keyboard = _keyboard(params)  # an edit without one removes it
         return _result({**_message(message.message_id, chat_id, text), "edit_date": _now()})
+
+    async def _edit_message_reply_markup(self, params: dict[str, Any]) -> web.Response:
+        if problem := _keyboard_problem(params):
+            return _error(400, problem)
+        chat_id = int(params["chat_id"])
+        with self._lock:
+            message = self._messages.get(int(params["message_id"]))
+            if message is None or message.chat_id != chat_id:
+                return _error(400, "Bad Request: message to edit not found")
+            keyboard = _keyboard(params)
+            if message.keyboard == keyboard:
+                return _error(400, "Bad Request: message is not modified")
+            message.keyboard = keyboard
+        return _result({**_message(message.message_id, chat_id, message.text), "edit_date": _now()})
 
     async def _set_webhook(self, params: dict[str, Any]) -> web.Response:
         with self._lock:

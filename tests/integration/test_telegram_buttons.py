@@ -72,3 +72,22 @@ def test_webhook_mode_takes_taps_too(
     answered(fake_telegram, 32, n=2)
     assert fake_telegram.calls_to("answerCallbackQuery")
     assert fake_openai.requests[-1]["messages"][-1]["content"].endswith("Tell me more")
+
+
+def test_a_long_answer_grows_as_it_is_written_and_gets_its_keyboard_at_the_end(
+    fake_telegram: FakeTelegram,  # first: it must outlive the server
+    server_factory: Callable[..., SproutServer],
+    fake_openai: FakeOpenAI,
+) -> None:
+    server_factory(**telegram_env(fake_telegram))
+    sentences = [f"Sentence {n} says something about how the rain falls." for n in range(1, 30)]
+    answer = " ".join(sentences)
+    fake_openai.set_reply(answer)
+    fake_openai.set_speed(ttft=0.1, tokens_per_s=60)  # about 6 s of writing
+    fake_telegram.push_text(33, "Explain rain")
+    [message] = answered(fake_telegram, 33, shows=to_telegram_html(answer).text)
+    keyboard = fake_telegram.wait_for(lambda: data(fake_telegram.messages(33)[0]), 10, "keys")
+    assert keyboard == [MORE, UP, DOWN]
+    edits = [e for e in fake_telegram.calls_to("editMessageText") if e.status == 200]
+    started = fake_telegram.calls_to("sendMessage")[0].at
+    assert len(message.history) > 5 and edits[-1].at - started > 2.0, "it grew while written"

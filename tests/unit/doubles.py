@@ -103,6 +103,10 @@ class ButtonRecorder(RecordingSender):
         self.buttons[len(self.sent) - 1] = tuple(b.payload for b in buttons.options)
         return sid
 
+    async def send_buttons(self, incoming: Incoming, buttons: Buttons) -> None:
+        await self.send(incoming, buttons.hint)
+        self.buttons[len(self.sent) - 1] = tuple(b.payload for b in buttons.options)
+
 
 @dataclass
 class FakeIndicator:

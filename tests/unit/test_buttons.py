@@ -1,11 +1,15 @@
 """Buttons under answers the model wrote, taps routed by payload, and "typing…" instead of
 the hold text."""
 
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
 from sprout.core.bot import Bot, BotConfig
-from sprout.core.buttons import ANOTHER, DOWN, MORE, UP
+from sprout.core.buttons import ANOTHER, DOWN, MORE, UP, Buttons
 from sprout.core.delivery import Channel, Delivery
-from sprout.core.messages import Incoming
-from sprout.core.prompts import Prompts
+from sprout.core.llm import StreamItem, Tools
+from sprout.core.messages import BLOCK_SEPARATOR, Incoming
+from sprout.core.prompts import ChatMessage, Prompts
 from sprout.core.routing import Intent, route
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
@@ -62,3 +66,53 @@ async def test_typing_instead_of_the_hold_text_unless_refused(
         await run(store, prompts, [f"Explain rain {works}"], FakeLLM(IDEA, 0.03), channel)
         assert len(indicator.shown) == 1
         assert (prompts.text("hold") in sender.sent) is expected_hold
+
+
+class CountingLLM(FakeLLM):
+    """Counts the words it has written so far."""
+
+    written = 0
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: Tools = (), max_tokens: int | None = None
+    ) -> AsyncIterator[StreamItem]:
+        async for item in super().stream(messages, tools, max_tokens):
+            if isinstance(item, str):
+                self.written += len(item.split())
+            yield item
+
+
+@dataclass
+class Watching(ButtonRecorder):
+    """Notes how much the model had written when each message went."""
+
+    model: CountingLLM | None = None
+    written_at_send: list[int] = field(default_factory=list)
+    alone: list[tuple[str, ...]] = field(default_factory=list)
+
+    async def send(self, incoming: Incoming, text: str, joint: str = BLOCK_SEPARATOR) -> str:
+        assert self.model is not None
+        self.written_at_send.append(self.model.written)
+        return await super().send(incoming, text, joint)
+
+    async def send_buttons(self, incoming: Incoming, buttons: Buttons) -> None:
+        self.alone.append(tuple(b.payload for b in buttons.options))
+
+
+async def test_a_long_answer_is_not_held_back_for_its_buttons(
+    store: Store, prompts: Prompts
+) -> None:
+    """Each message goes once it is ready, not when the next one is; the buttons then come
+    under the last message, or after it on their own."""
+    paragraph = "Watch the rain run down the window and race two drops to the bottom. " * 10
+    answer = "\n\n".join(f"Part {n}: {paragraph.strip()}" for n in range(1, 5))
+    model = CountingLLM(answer, delay_s=0.004)
+    sender = Watching(model=model)
+    await run(store, prompts, ["Explain rain"], model, Channel(WHATSAPP, sender, buttons=sender))
+    assert len(sender.sent) >= 3
+    first_message_words = len(sender.sent[0].split())
+    next_message_words = len(sender.sent[1].split())
+    assert sender.written_at_send[0] < first_message_words + next_message_words / 2
+    under_last = sender.buttons.get(len(sender.sent) - 1)
+    shown = [under_last] if under_last else sender.alone
+    assert shown == [(MORE, UP, DOWN)]

@@ -24,6 +24,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
 from sprout.core.buttons import Buttons
+from sprout.core.formatting import to_telegram_html
 from sprout.core.logs import get_logger
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming, utf16_len
 from sprout.core.ports import SendError
@@ -102,8 +103,25 @@ class TelegramSender:
         self, incoming: Incoming, text: str, buttons: Buttons, joint: str = BLOCK_SEPARATOR
     ) -> str:
         """The answer's last text, with an inline keyboard under the message that shows it."""
-        row = [InlineKeyboardButton(b.label, callback_data=b.payload) for b in buttons.options]
-        return await self._send(incoming, text, joint, InlineKeyboardMarkup([row]))
+        return await self._send(incoming, text, joint, _keyboard(buttons))
+
+    async def send_buttons(self, incoming: Incoming, buttons: Buttons) -> None:
+        """The keyboard under the message that shows the answer (a new short message with
+        them, if none does)."""
+        keyboard = _keyboard(buttons)
+        chat_id = chat_id_of(incoming.user_id)
+        chat = self._chats.setdefault(chat_id, _Chat())
+        answer = chat.answer if chat.answer and chat.answer.key == incoming.message_id else None
+        if answer is None:
+            await self._send(incoming, to_telegram_html(buttons.hint).text, "", keyboard)
+            return
+        markup = partial(
+            self._bot.edit_message_reply_markup,
+            chat_id=chat_id,
+            message_id=answer.message_id,
+            reply_markup=keyboard,
+        )
+        await self._call(chat, markup)
 
     async def _send(
         self, incoming: Incoming, text: str, joint: str, keyboard: InlineKeyboardMarkup | None
@@ -185,3 +203,8 @@ class TelegramTyping:
             log.info("telegram_typing_failed", error=type(error).__name__)
             return False
         return True
+
+
+def _keyboard(buttons: Buttons) -> InlineKeyboardMarkup:
+    row = [InlineKeyboardButton(b.label, callback_data=b.payload) for b in buttons.options]
+    return InlineKeyboardMarkup([row])

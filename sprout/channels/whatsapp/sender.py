@@ -140,6 +140,13 @@ class TwilioSender:
             log.warning("quick_reply_refused", user=user_ref(incoming.user_id), error=str(error))
             return await self._then_hint(incoming, text, buttons.hint)
 
+    async def send_buttons(self, incoming: Incoming, buttons: Buttons) -> None:
+        content_sid = await self._quick_replies.sid(buttons) if self._quick_replies else None
+        if content_sid is None:
+            await self.send(incoming, to_whatsapp(buttons.hint).text)
+        else:
+            await self._buttons_alone(incoming, content_sid, buttons.hint)
+
     async def _then_hint(self, incoming: Incoming, text: str, hint: str) -> str:
         """The text without buttons, then (best effort) the hint saying them in words."""
         sid = await self.send(incoming, text)
