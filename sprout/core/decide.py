@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.privacy import FORGOTTEN, Forgetting
+from sprout.core.programme import Programme
 from sprout.core.prompts import Prompts
 from sprout.core.ratelimit import RateLimit, Verdict
 from sprout.core.routing import Intent, Route, route
 from sprout.core.store import Store
+from sprout.core.subscriptions import Subscriptions
 from sprout.core.turn import Turn, profile_summary
 
 log = get_logger(__name__)
@@ -72,6 +74,7 @@ class Decide:
         self._prompts = prompts
         self._limits = limits
         self._forgetting = Forgetting(store)
+        self._programme = Programme(Subscriptions(store), prompts)
 
     async def __call__(self, turn: Turn) -> Decision:
         request = route(turn.incoming.text)
@@ -85,6 +88,10 @@ class Decide:
         if limited is not None:
             return Fixed("slow_down", language) if limited is Verdict.NOTIFY else Silent()
         key, values = await self._command(turn, request)
+        if key is None and request.intent is Intent.CHAT:
+            ideas = await self._ideas(turn, language)
+            if ideas is not None:
+                return ideas
         if key is not None:
             return Fixed(key, language, values)
         first = turn.state.first_contact and request.intent is Intent.CHAT
@@ -114,6 +121,7 @@ class Decide:
                 return "help", {}
             case Intent.STOP:
                 await self._store.set_opted_out(user, True)
+                await self._programme.end(user)
                 return "stopped", {}
             case Intent.RESET:
                 await self._store.reset_history(user, inbound_id or 0)
@@ -122,7 +130,22 @@ class Decide:
                 await self._forgetting.asked(user, inbound_id)
                 return FORGOTTEN, {}
             case Intent.SETTINGS if not request.argument:
-                return "settings", {"profile": profile_summary(self._prompts, turn.profile, "\n")}
+                return "settings", await self._settings(turn)
             case Intent.EXPLAIN | Intent.ACTIVITIES if not request.argument:
                 return f"{request.intent.value}_empty", {}
         return None, {}
+
+    async def _settings(self, turn: Turn) -> dict[str, str]:
+        language = turn.profile.language
+        return {
+            "profile": profile_summary(self._prompts, turn.profile, "\n"),
+            "ideas": await self._programme.setting(turn.user, language),
+        }
+
+    async def _ideas(self, turn: Turn, language: str | None) -> Fixed | None:
+        """Asking for regular ideas, or changing them ("pause ideas"), in plain words."""
+        incoming = turn.incoming
+        reply = await self._programme.answer(
+            turn.user, incoming.channel, incoming.text, incoming.received_at, language
+        )
+        return None if reply is None else Fixed(reply[0], reply[2], reply[1])

@@ -143,6 +143,32 @@ def read(text: str) -> Subscribe | Change | None:
     return Subscribe(Cadence(weekdays or EVERY_DAY, at or _part_of_day(plain)), zone_of_place(text))
 
 
+_LANGUAGE_WORDS = {
+    "es": frozenset(
+        ["manda", "mandame", "envia", "enviame", "quiero", "quisiera", "dame", "cada", "todos",
+         "todas", "los", "las", "dias", "dia", "manana", "tarde", "noche", "semana", "semanal",
+         "semanales", "actividad", "actividades", "por", "favor", "pausa", "para", "parar",
+         "reanudar", "menos", "mas", "idea", "ideas", "diarias", "diarios", "una", "a", "de"]
+    ),
+    "cy": frozenset(
+        ["syniad", "syniadau", "anfon", "anfonwch", "hoffwn", "bob", "dydd", "bore", "nos",
+         "wythnos", "wythnosol", "gweithgaredd", "gweithgareddau", "oedi", "stopio",
+         "ailddechrau", "llai", "aml", "dim", "os", "gwelwch", "yn", "dda", "am", "yr", "hwyr",
+         "ar", "ddydd", "gael"]
+    ),
+}  # fmt: skip
+
+
+def language_of(text: str) -> str | None:
+    """Spanish or Welsh when the message is mostly in their words, for the confirmation's
+    language (English otherwise)."""
+    words = _plain(text).split()
+    for language, vocabulary in _LANGUAGE_WORDS.items():
+        if sum(word in vocabulary for word in words) * 2 > len(words):
+            return language
+    return None
+
+
 def _plain(text: str) -> str:
     """Lower case, no accents, apostrophes and punctuation as spaces, single spaces."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())

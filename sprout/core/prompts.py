@@ -32,9 +32,14 @@ TEXT_KEYS = frozenset(
         "media_only", "settings", "profile_saved", "reset_done", "forgotten", "stopped",
         "places_indoors", "places_outdoors", "places_both", "all_areas", "not_set",
         "age_years", "age_months", "slow_down", "voice_failed", "intro", "cut_short",
+        "nudges_on", "nudges_none", "nudges_stopped", "nudges_paused", "nudges_setting",
+        "nudges_setting_off", "nudges_setting_paused", "day_names", "every_day", "on_days",
+        "and", "when",
     }
 )  # fmt: skip
-TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n"})
+TEXT_PLACEHOLDERS = frozenset(
+    {"max_chars", "profile", "n", "when", "days", "often", "time", "place", "ideas"}
+)
 DEFAULT_LANGUAGE = "en"
 DEFAULT_REGION = "uk"
 # The help a region offers, as its file names them; safeguarding responses use them.

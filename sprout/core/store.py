@@ -37,11 +37,20 @@ from sqlalchemy.ext.asyncio import (
 from sprout.core.batching import GroupCommit
 from sprout.core.messages import Incoming, Media
 from sprout.core.oldest_first import OldestFirstLock
-from sprout.core.tables import AnswerRow, ChunkRow, ChunkState, InboundRow, UserRow, utc_now
+from sprout.core.tables import (
+    AnswerRow,
+    ChunkRow,
+    ChunkState,
+    InboundRow,
+    NudgeRow,
+    SubscriptionRow,
+    UserRow,
+    utc_now,
+)
 from sprout.migrations import upgrade_to_head
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     """SQLite hands datetimes back without their zone; they were stored in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -147,6 +156,10 @@ class Store:
                 await stack.enter_async_context(self._one_writer.held())
             yield await stack.enter_async_context(self.engine.begin())
 
+    def writing(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction for the stores of features kept in modules of their own."""
+        return self._write()
+
     @contextlib.asynccontextmanager
     async def _write_session(self) -> AsyncIterator[AsyncSession]:
         """One write transaction through the ORM, for the rarer per-user updates."""
@@ -238,12 +251,12 @@ class Store:
             text=first[2],
             message_id=first[3],
             media=tuple(Media(url, content_type) for url, content_type in first[4]),
-            received_at=_aware(first[5]),
+            received_at=aware(first[5]),
             bot_address=first[6],
         )
         chunks = tuple(
             StoredChunk(
-                row[11], row[12], row[13], row[14], row[15], ChunkState(row[16]), _aware(row[17])
+                row[11], row[12], row[13], row[14], row[15], ChunkState(row[16]), aware(row[17])
             )
             for row in rows
             if row[11] is not None
@@ -418,6 +431,8 @@ class Store:
             await connection.execute(delete(AnswerRow).where(AnswerRow.id.in_(answers)))
             await connection.execute(delete(InboundRow).where(InboundRow.id.in_(inbound)))
             await connection.execute(delete(UserRow).where(UserRow.user_id == user_id))
+            for table in (SubscriptionRow, NudgeRow):
+                await connection.execute(delete(table).where(table.user_id == user_id))
 
     async def finish(self, inbound_id: int) -> None:
         async with self._write() as connection:

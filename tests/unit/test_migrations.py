@@ -18,7 +18,7 @@ from sqlalchemy import Connection, MetaData, Table, func, select
 from sprout.core.messages import Incoming
 from sprout.core.store import Store
 from sprout.core.tables import Base
-from sprout.migrations import alembic_config
+from sprout.migrations import BASELINE_TABLES, alembic_config
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -59,9 +59,9 @@ async def _run(store: Store, check: Callable[[Connection], T]) -> T:
 
 def _legacy_metadata() -> MetaData:
     """The models as `create_all` saw them before migrations: constraints without names, for
-    the database to name (PostgreSQL) or leave unnamed (SQLite)."""
+    the database to name (PostgreSQL) or leave unnamed (SQLite); only the tables there were."""
     legacy = MetaData()
-    for table in Base.metadata.sorted_tables:
+    for table in (t for t in Base.metadata.sorted_tables if t.name in BASELINE_TABLES):
         for constraint in table.to_metadata(legacy).constraints:
             constraint.name = None
     return legacy

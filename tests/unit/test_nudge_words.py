@@ -6,7 +6,7 @@ from datetime import time
 import pytest
 
 from sprout.core.cadence import EVERY_DAY
-from sprout.core.nudge_words import Change, Subscribe, read
+from sprout.core.nudge_words import Change, Subscribe, language_of, read
 
 DAILY, WEEKDAYS, WEEKENDS = EVERY_DAY, frozenset(range(5)), frozenset({5, 6})
 SAT, MON_THU = frozenset({5}), frozenset({0, 3})
@@ -115,3 +115,18 @@ def test_changing_the_ideas(text: str, change: Change) -> None:
 )
 def test_other_messages_are_not_about_the_ideas(text: str) -> None:
     assert read(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("mándame una idea cada mañana", "es"),
+        ("ideas a las 7 de la tarde por favor", "es"),
+        ("anfonwch syniad bob bore", "cy"),
+        ("syniadau wythnosol ar ddydd Sadwrn", "cy"),
+        ("send me an idea every morning", None),
+        ("weekly ideas on Saturdays", None),
+    ],
+)
+def test_the_confirmation_is_in_the_language_asked_in(text: str, language: str | None) -> None:
+    assert language_of(text) == language
