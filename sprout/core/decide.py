@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sprout.core.logs import get_logger, user_ref
+from sprout.core.nudging import is_nudge
 from sprout.core.privacy import FORGOTTEN, Forgetting
 from sprout.core.programme import Programme
 from sprout.core.prompts import Prompts
@@ -84,6 +85,9 @@ class Decide:
             return Fixed("voice_failed", turn.profile.language)
         if turn.state.opted_out and request.intent is not Intent.START:
             return Silent()
+        if is_nudge(turn.incoming):  # a regular idea the family asked for: never rate limited
+            topic = self._prompts.text("nudge_request", turn.profile.language)
+            return ForModel(Intent.ACTIVITIES, topic, turn.profile.language)
         limited = await self._rate_limited(turn.user, request)
         if limited is not None:
             return Fixed("slow_down", language) if limited is Verdict.NOTIFY else Silent()

@@ -34,7 +34,7 @@ TEXT_KEYS = frozenset(
         "age_years", "age_months", "slow_down", "voice_failed", "intro", "cut_short",
         "nudges_on", "nudges_none", "nudges_stopped", "nudges_paused", "nudges_setting",
         "nudges_setting_off", "nudges_setting_paused", "day_names", "every_day", "on_days",
-        "and", "when",
+        "and", "when", "nudge_request",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset(
