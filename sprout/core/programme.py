@@ -6,13 +6,15 @@ that confirms it, saying when ideas will come in the family's own time.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
-from sprout.core.cadence import UK_TIME, Cadence, next_due, zone_of_number
+from sprout.core.cadence import UK_TIME, Cadence, next_due, zone_of_number, zone_of_place
 from sprout.core.nudge_words import Change, Subscribe, language_of, read
 from sprout.core.prompts import Prompts
 from sprout.core.subscriptions import Subscription, Subscriptions
 
+_MOVED_MAX_WORDS = 6
 Reply = tuple[str, dict[str, str], str | None]  # a fixed text's key, values and language
 
 
@@ -28,7 +30,7 @@ class Programme:
         something else. `now`: when the message came, so tests and restarts agree."""
         asked = read(text)
         if asked is None:
-            return None
+            return await self._moved(user, text, now, language)
         language = language or language_of(text)
         current = await self.subscriptions.get(user)
         if isinstance(asked, Subscribe):
@@ -43,6 +45,21 @@ class Programme:
         if changed is None:
             return "nudges_stopped" if asked is Change.STOP else "nudges_paused", {}, language
         return "nudges_on", {"when": self.when(changed, language)}, language
+
+    async def _moved(
+        self, user: str, text: str, now: datetime, language: str | None
+    ) -> Reply | None:
+        """ "We're in Madrid" on its own, from a subscribed family: their ideas keep their
+        local time there. (In a longer message it is only part of a question.)"""
+        zone = zone_of_place(text) if len(text.split()) <= _MOVED_MAX_WORDS else None
+        current = await self.subscriptions.get(user) if zone else None
+        if zone is None or current is None:
+            return None
+        language = language or language_of(text)
+        due = None if current.paused else next_due(current.cadence, zone, now)
+        moved = replace(current, zone=zone, next_due=due)
+        await self.subscriptions.save(moved)
+        return "nudges_on", {"when": self.when(moved, language)}, language
 
     async def _change(
         self, current: Subscription, change: Change, now: datetime

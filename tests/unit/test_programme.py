@@ -105,3 +105,25 @@ async def test_only_nudges_due_are_found_and_each_is_claimed_once(
     assert await subscriptions.claim(due, moved)
     assert not await subscriptions.claim(due, moved), "someone else already moved it on"
     assert await subscriptions.due(wednesday_morning, limit=10) == []
+
+
+async def test_saying_where_the_family_is_moves_the_ideas_to_their_clock(
+    prompts: Prompts, store: Store
+) -> None:
+    bot = Bot(FakeLLM(), prompts, store)
+    await say(bot, "send me an idea every morning")
+    assert "every day at 09:00 (Madrid time)" in await say(bot, "we're in Madrid now")
+    subscription = await Subscriptions(store).get(UK_PARENT)
+    assert subscription is not None and subscription.next_due == datetime(
+        2026, 12, 2, 8, 0, tzinfo=UTC
+    )
+
+
+async def test_a_place_in_a_question_is_part_of_the_question(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM()
+    bot = Bot(model, prompts, store)
+    await say(bot, "send me an idea every morning")
+    await say(bot, "we're in Madrid on holiday, what can we do with a toddler there?")
+    assert len(model.requests) == 1
