@@ -26,6 +26,7 @@ from bench import (
     cpu_cost,
     first_message,
     micro_chunking,
+    nudges,
     scale_out,
     slow_model,
     webhook,
@@ -41,6 +42,7 @@ FIGURES: dict[str, Figure] = {
     "scale_out": scale_out.run,
     "micro_chunking": micro_chunking.run,
     "cpu_cost": cpu_cost.run,
+    "nudges": nudges.run,
 }
 COLUMNS = ("figure", "sprout", "baseline", "ratio", "target", "met")
 

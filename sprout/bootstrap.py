@@ -10,6 +10,7 @@ inside.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -38,6 +39,7 @@ from sprout.core.llm import DEMO_BANNER, DemoChatModel, OpenAIChatModel
 from sprout.core.logs import get_logger
 from sprout.core.messages import Incoming
 from sprout.core.metrics import QUEUE_DEPTH, TimedModel
+from sprout.core.nudging import Nudger
 from sprout.core.ports import Accept, Lease
 from sprout.core.prompts import Prompts, load_prompts
 from sprout.core.ratelimit import RateLimit
@@ -254,6 +256,9 @@ async def running(
         if core.alerts is not None:
             core.alerts.start()  # stopped by open_core, after the jobs that record events
         intake = _Intake(core.store, jobs.submit)
+        answers_here = role == "worker" if isinstance(jobs, RedisJobs) else True
+        if answers_here:
+            await _nudging(Nudger(core.store, intake.accept), settings.nudge_every_s, stack)
         updates = None
         if telegram is not None and role == "web":
             updates = telegram.updates(intake.accept)
@@ -270,6 +275,19 @@ async def running(
             channels=sorted(channels),
         )
         yield Runtime(core, jobs, intake.accept, updates, stopping)
+
+
+async def _nudging(nudger: Nudger, every_s: float, stack: AsyncExitStack) -> None:
+    """Regular ideas go from the process that answers: `serve` alone, or each worker (a
+    nudge claimed by one is not sent by another)."""
+    task = asyncio.create_task(nudger.run(every_s), name="nudges")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
 
 
 async def _telegram(settings: Settings, stack: AsyncExitStack) -> TelegramChannel | None:

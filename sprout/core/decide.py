@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from sprout.core.buttons import OFFERS, UP
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.metrics import FEEDBACK
+from sprout.core.nudging import is_nudge
 from sprout.core.privacy import FORGOTTEN, Forgetting
+from sprout.core.programme import Programme
 from sprout.core.prompts import Prompts
 from sprout.core.ratelimit import RateLimit, Verdict
 from sprout.core.routing import Intent, Route, route
 from sprout.core.store import Store, topic_key
+from sprout.core.subscriptions import Subscriptions
 from sprout.core.turn import Turn, profile_summary
 
 log = get_logger(__name__)
@@ -77,6 +80,7 @@ class Decide:
         self._prompts = prompts
         self._limits = limits
         self._forgetting = Forgetting(store)
+        self._programme = Programme(Subscriptions(store), prompts)
 
     async def __call__(self, turn: Turn) -> Decision:
         request = route(turn.incoming.text, turn.incoming.payload)
@@ -86,10 +90,17 @@ class Decide:
             return Fixed("voice_failed", turn.profile.language)
         if turn.state.opted_out and request.intent is not Intent.START:
             return Silent()
+        if is_nudge(turn.incoming):  # a regular idea the family asked for: never rate limited
+            topic = self._prompts.text("nudge_request", turn.profile.language)
+            return ForModel(Intent.ACTIVITIES, topic, turn.profile.language)
         limited = await self._rate_limited(turn.user, request)
         if limited is not None:
             return Fixed("slow_down", language) if limited is Verdict.NOTIFY else Silent()
         key, values = await self._command(turn, request)
+        if key is None and request.intent is Intent.CHAT:
+            ideas = await self._ideas(turn, language)
+            if ideas is not None:
+                return ideas
         if key is not None:
             return Fixed(key, language, values)
         return await self._for_model(turn, request, language)
@@ -133,6 +144,7 @@ class Decide:
                 return "help", {}
             case Intent.STOP:
                 await self._store.set_opted_out(user, True)
+                await self._programme.end(user)
                 return "stopped", {}
             case Intent.RESET:
                 await self._store.reset_history(user, inbound_id or 0)
@@ -141,7 +153,7 @@ class Decide:
                 await self._forgetting.asked(user, inbound_id)
                 return FORGOTTEN, {}
             case Intent.SETTINGS if not request.argument:
-                return "settings", {"profile": profile_summary(self._prompts, turn.profile, "\n")}
+                return "settings", await self._settings(turn)
             case Intent.EXPLAIN | Intent.ACTIVITIES if not request.argument:
                 return f"{request.intent.value}_empty", {}
             case Intent.ACTIVITIES if not topic_key(request.argument):
@@ -158,3 +170,18 @@ class Decide:
         kind = await self._store.add_feedback(turn.user, before, rating, frozenset(OFFERS))
         FEEDBACK.labels(rating, kind or "none").inc()
         log.info("feedback", user=user_ref(turn.user), rating=rating, kind=kind)
+
+    async def _settings(self, turn: Turn) -> dict[str, str]:
+        language = turn.profile.language
+        return {
+            "profile": profile_summary(self._prompts, turn.profile, "\n"),
+            "ideas": await self._programme.setting(turn.user, language),
+        }
+
+    async def _ideas(self, turn: Turn, language: str | None) -> Fixed | None:
+        """Asking for regular ideas, or changing them ("pause ideas"), in plain words."""
+        incoming = turn.incoming
+        reply = await self._programme.answer(
+            turn.user, incoming.channel, incoming.text, incoming.received_at, language
+        )
+        return None if reply is None else Fixed(reply[0], reply[2], reply[1])

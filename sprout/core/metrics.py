@@ -68,6 +68,12 @@ ENQUEUE_FAILURES = Counter(
     "sprout_enqueue_failures_total",
     "Accepted messages that could not be queued at once (a sweep queues them later)",
 )
+NUDGES = Counter(
+    "sprout_nudges_total",
+    "Unprompted messages due, by what became of them (sent, dropped_late, quiet_hours, "
+    "outside_window)",
+    ["kind", "outcome"],
+)
 
 
 class TimedModel:

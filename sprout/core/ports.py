@@ -70,7 +70,6 @@ class ButtonSender(Protocol):
         the buttons' hint in words, best effort): the answer is never lost for its buttons."""
         ...
 
-
     async def send_buttons(self, incoming: Incoming, buttons: Buttons) -> None:
         """The `buttons` on their own, under a short line saying them in words: after an
         answer whose last message went before it was known to be the last."""

@@ -35,9 +35,14 @@ TEXT_KEYS = frozenset(
         "age_years", "age_months", "slow_down", "voice_failed", "intro", "cut_short",
         "unsafe_dose", "unsafe_diagnosis", "unsafe_link", "unsafe_answer",
         "button_another", "button_more", "buttons_hint", "buttons_hint_more", "feedback_thanks",
+        "nudges_on", "nudges_none", "nudges_stopped", "nudges_paused", "nudges_setting",
+        "nudges_setting_off", "nudges_setting_paused", "day_names", "every_day", "on_days",
+        "and", "when", "nudge_request",
     }
 )  # fmt: skip
-TEXT_PLACEHOLDERS = frozenset({"max_chars", "profile", "n", "health"})
+TEXT_PLACEHOLDERS = frozenset(
+    {"max_chars", "profile", "n", "health", "when", "days", "often", "time", "place", "ideas"}
+)
 # The fixed text that replaces the rest of an answer the answer screen stopped, per reason.
 SAFE_TEXTS = {
     Reason.DOSE: "unsafe_dose",

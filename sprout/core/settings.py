@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     # accepted messages that no queue entry covers.
     job_lease_s: float = Field(30.0, gt=0, validation_alias=_env("SPROUT_JOB_LEASE_S"))
     sweep_s: float = Field(30.0, gt=0, validation_alias=_env("SPROUT_SWEEP_S"))
+    # How often due regular ideas are looked for (serve without Redis; workers with it).
+    nudge_every_s: float = Field(30.0, gt=0, validation_alias=_env("SPROUT_NUDGE_EVERY_S"))
     # On SIGTERM/SIGINT, how long answers in flight get to finish before they are cut off
     # (they resume after restart): under the 30 s Heroku allows before it kills the process.
     shutdown_grace_s: float = Field(20.0, ge=0, validation_alias=_env("SPROUT_SHUTDOWN_GRACE_S"))

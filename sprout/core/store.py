@@ -47,15 +47,17 @@ from sprout.core.tables import (
     FeedbackRow,
     IdeaRow,
     InboundRow,
+    NudgeRow,
     SafetyAlertRow,
     SafetyEventRow,
+    SubscriptionRow,
     UserRow,
     utc_now,
 )
 from sprout.migrations import upgrade_to_head
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     """SQLite hands datetimes back without their zone; they were stored in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -183,6 +185,10 @@ class Store:
                 await stack.enter_async_context(self._one_writer.held())
             yield await stack.enter_async_context(self.engine.begin())
 
+    def writing(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction for the stores of features kept in modules of their own."""
+        return self._write()
+
     @contextlib.asynccontextmanager
     async def _write_session(self) -> AsyncIterator[AsyncSession]:
         """One write transaction through the ORM, for the rarer per-user updates."""
@@ -274,13 +280,13 @@ class Store:
             text=first[2],
             message_id=first[3],
             media=tuple(Media(url, content_type) for url, content_type in first[4]),
-            received_at=_aware(first[5]),
+            received_at=aware(first[5]),
             bot_address=first[6],
             payload=first[18],
         )
         chunks = tuple(
             StoredChunk(
-                row[11], row[12], row[13], row[14], row[15], ChunkState(row[16]), _aware(row[17])
+                row[11], row[12], row[13], row[14], row[15], ChunkState(row[16]), aware(row[17])
             )
             for row in rows
             if row[11] is not None
@@ -462,6 +468,8 @@ class Store:
             await connection.execute(delete(SafetyEventRow).where(SafetyEventRow.id.in_(events)))
             await connection.execute(delete(IdeaRow).where(IdeaRow.user_id == user_id))
             await connection.execute(delete(FeedbackRow).where(FeedbackRow.user_id == user_id))
+            for table in (SubscriptionRow, NudgeRow):
+                await connection.execute(delete(table).where(table.user_id == user_id))
 
     async def add_idea(self, user_id: str, topic: str, title: str) -> None:
         """An activity idea the user was given on `topic`."""

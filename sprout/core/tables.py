@@ -159,3 +159,34 @@ class FeedbackRow(Base):
     kind: Mapped[str | None] = mapped_column(String(16), default=None)
     rating: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class SubscriptionRow(Base):
+    """A family's ideas by themselves: on which weekdays ("0,2,4", Monday = 0), at what local
+    time ("09:00"), in which time zone. `next_due` is None while paused."""
+
+    __tablename__ = "subscriptions"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    weekdays: Mapped[str] = mapped_column(String(16))
+    at_local: Mapped[str] = mapped_column(String(5))
+    zone: Mapped[str] = mapped_column(String(64))
+    next_due: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    last_local_date: Mapped[str | None] = mapped_column(String(10), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class NudgeRow(Base):
+    """What became of each unprompted message: for the export, the metrics and researchers."""
+
+    __tablename__ = "nudges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # nudge
+    due_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(32))  # sent, dropped_late, outside_window…
+    inbound_id: Mapped[int | None] = mapped_column(default=None)
+    recorded_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -3,6 +3,7 @@ each user's answers in order — through worker crashes and a Redis restart."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import signal
@@ -11,11 +12,15 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from sprout.core.formatting import to_whatsapp
 from tests.fakes.openai_server import FakeOpenAI
@@ -346,3 +351,37 @@ def test_a_worker_stopped_while_the_model_hangs_exits_within_its_grace_and_the_a
     assert answer.body == "Answer to q-6-0."
     time.sleep(1.0)  # a second answer would arrive now
     assert len(fake_twilio.messages) == 1
+
+
+NUDGE_IDEA = "**Leaf hunt** 🍂\nFind three different leaves together and line them up by size."
+
+
+def test_two_workers_send_each_due_idea_exactly_once_even_when_one_is_killed(
+    cluster_factory: Callable[..., Cluster],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    postgres_url: str,
+) -> None:
+    cluster = cluster_factory(webs=1, workers=2, SPROUT_NUDGE_EVERY_S="0.2")
+    parents = [f"whatsapp:+4479111{n:05d}" for n in range(30)]
+    now = datetime.now(ZoneInfo("Europe/London")).strftime("%H:%M")
+    for parent in parents:
+        cluster.send(f"send me an idea every day at {now}", parent)
+    fake_twilio.wait_for_messages(len(parents), timeout=30)  # the confirmations
+    fake_openai.set_reply(NUDGE_IDEA)
+    fake_openai.set_speed(ttft=0.3, tokens_per_s=40)  # ideas still being written at the kill
+    asyncio.run(make_all_due(postgres_url))
+    victim = cluster.busy_worker(timeout=20)
+    victim.kill()
+    fake_twilio.wait_for_messages(2 * len(parents), timeout=60)
+    time.sleep(2.0)  # a repeat would arrive now
+    ideas = [m.to for m in fake_twilio.messages if "Leaf hunt" in m.body]
+    assert sorted(ideas) == sorted(parents), "every parent got their idea, once"
+
+
+async def make_all_due(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    async with engine.begin() as connection:
+        moved = "UPDATE subscriptions SET next_due = now() - interval '1 minute'"
+        await connection.execute(text(moved))
+    await engine.dispose()
