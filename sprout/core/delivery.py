@@ -194,10 +194,11 @@ class Delivery:
                 shown += (chunk.joint if shown else "") + chunk.text
                 seq += 1
                 pipe.put(Ready(chunk_id, chunk, at_once))
-            run.lease.check()
-            await self._store.complete_answer(run.answer_id, shown, answer.kind)
             if pipe.may_offer:
                 pipe.buttons = self._bot.buttons(answer.offer, answer.language)
+            pipe.close()  # nothing more comes: the last message may go now, with its buttons
+            run.lease.check()
+            await self._store.complete_answer(run.answer_id, shown, answer.kind)
             return answer.kind
         finally:
             pipe.close()

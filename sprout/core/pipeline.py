@@ -39,7 +39,7 @@ class Ready:
 
 
 class ChunkPipe:
-    """Recorded chunks waiting to be sent, in order; closed once the answer is complete."""
+    """Recorded chunks waiting to be sent, in order; closed once no more will come."""
 
     def __init__(self) -> None:
         self._ready: deque[Ready] = deque()
@@ -72,7 +72,7 @@ class ChunkPipe:
 
     @property
     def finished(self) -> bool:
-        """The answer is complete and every chunk was taken."""
+        """No more chunks will come and every chunk was taken."""
         return self._closed and not self._ready
 
     async def wait(self) -> None:

@@ -101,7 +101,7 @@ class SproutServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded machine can take this long to start it
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"sprout {self.role} exited:\n{self.log()}")
