@@ -71,6 +71,7 @@ def topic_key(topic: str) -> str:
 
 
 # Twilio's status callbacks can arrive out of order; never step back from a later state.
+_FAILED = frozenset({"failed", "undelivered"})
 _STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 
 
@@ -608,6 +609,10 @@ class Store:
                 select(ChunkRow).where(ChunkRow.provider_id == provider_id)
             )
             if chunk is None:
+                if status in _FAILED or error_code:  # a nudge's template, refused (63016…)
+                    failed = {"outcome": "template_failed", "error": (error_code or status)[:64]}
+                    mine = NudgeRow.provider_id == provider_id
+                    await session.execute(update(NudgeRow).where(mine).values(**failed))
                 return
             old = _STATUS_RANK.get(chunk.delivery_status or "", -1)
             if status not in _STATUS_RANK or _STATUS_RANK[status] >= old:
