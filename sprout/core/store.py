@@ -478,14 +478,13 @@ class Store:
         async with self._write() as connection:
             await connection.execute(insert(IdeaRow).values(**row, created_at=utc_now()))
 
-    async def ideas(self, user_id: str, topic: str, limit: int = 30) -> list[str]:
-        """The titles of the ideas the user already had on `topic`, newest first."""
-        query = (
-            select(IdeaRow.title)
-            .where(IdeaRow.user_id == user_id, IdeaRow.topic == topic_key(topic))
-            .order_by(IdeaRow.id.desc())
-            .limit(limit)
-        )
+    async def ideas(self, user_id: str, topic: str | None, limit: int = 30) -> list[str]:
+        """The titles of the ideas the user already had on `topic` (None: on any), newest
+        first."""
+        query = select(IdeaRow.title).where(IdeaRow.user_id == user_id)
+        if topic is not None:
+            query = query.where(IdeaRow.topic == topic_key(topic))
+        query = query.order_by(IdeaRow.id.desc()).limit(limit)
         async with self.engine.connect() as connection:
             return list((await connection.scalars(query)).all())
 

@@ -157,3 +157,18 @@ async def test_a_template_refused_at_once_is_recorded_not_retried(store: Store) 
     template = NudgeTemplate("HX1", Templates(works=False))
     await Nudger(store, Queue(store).accept, lambda: WEDNESDAY_9, template).tick()
     assert await subscriptions.outcomes(PARENT) == ["template_failed"]
+
+
+async def test_a_regular_idea_avoids_every_idea_the_family_already_had(
+    prompts: Prompts, store: Store
+) -> None:
+    await subscribed(store, wrote=WEDNESDAY_9 - timedelta(hours=3))
+    await store.add_idea(PARENT, "dinosaurs", "Dino stomp")
+    await store.add_idea(PARENT, "rain", "Puddle jumping")
+    queue = Queue(store)
+    await nudger(store, queue, WEDNESDAY_9).tick()
+    model = FakeLLM(reply="**Leaf hunt**: find three different leaves together.")
+    await Bot(model, prompts, store).reply(queue.accepted[0], WHATSAPP)
+    system = model.requests[0][0]["content"]
+    assert "- Dino stomp" in system and "- Puddle jumping" in system
+    assert await store.ideas(PARENT, None) == ["Leaf hunt", "Puddle jumping", "Dino stomp"]
