@@ -39,7 +39,7 @@ from sprout.core.llm import DEMO_BANNER, DemoChatModel, OpenAIChatModel
 from sprout.core.logs import get_logger
 from sprout.core.messages import Incoming
 from sprout.core.metrics import QUEUE_DEPTH, TimedModel
-from sprout.core.nudging import Nudger
+from sprout.core.nudging import Nudger, NudgeTemplate
 from sprout.core.ports import Accept, Lease
 from sprout.core.prompts import Prompts, load_prompts
 from sprout.core.ratelimit import RateLimit
@@ -258,7 +258,8 @@ async def running(
         intake = _Intake(core.store, jobs.submit)
         answers_here = role == "worker" if isinstance(jobs, RedisJobs) else True
         if answers_here:
-            await _nudging(Nudger(core.store, intake.accept), settings.nudge_every_s, stack)
+            nudger = Nudger(core.store, intake.accept, template=_template(settings, channels))
+            await _nudging(nudger, settings.nudge_every_s, stack)
         updates = None
         if telegram is not None and role == "web":
             updates = telegram.updates(intake.accept)
@@ -275,6 +276,15 @@ async def running(
             channels=sorted(channels),
         )
         yield Runtime(core, jobs, intake.accept, updates, stopping)
+
+
+def _template(settings: Settings, channels: Mapping[str, Channel]) -> NudgeTemplate | None:
+    """The nudge template, when one is set and WhatsApp runs."""
+    whatsapp = channels.get("whatsapp")
+    sid = settings.nudge_template_sid
+    if sid is None or whatsapp is None or not isinstance(whatsapp.sender, TwilioSender):
+        return None
+    return NudgeTemplate(sid, whatsapp.sender)
 
 
 async def _nudging(nudger: Nudger, every_s: float, stack: AsyncExitStack) -> None:

@@ -14,6 +14,7 @@ from sprout.core.history import recent_history
 from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools, Truncated
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import BLOCK_SEPARATOR
+from sprout.core.nudging import is_nudge
 from sprout.core.profile import LANGUAGE_NAMES, Profile
 from sprout.core.prompts import ChatMessage, Prompts
 from sprout.core.routing import Intent
@@ -129,7 +130,10 @@ class Generate:
         one = self._limits.one_idea and turn.spec.messaging and not asked.whole_list
         if asked.intent is not Intent.ACTIVITIES or not one:
             return self._request(asked.intent, asked.argument, turn.profile, turn.state, turn.lead)
-        had = await self._store.ideas(turn.user, asked.argument)
+        # A regular idea avoids every idea the family had, whatever its topic.
+        had = await self._store.ideas(
+            turn.user, None if is_nudge(turn.incoming) else asked.argument
+        )
         avoid = "\n".join(f"- {title}" for title in had) or "- (none yet)"
         profile, prompts = turn.profile, self._prompts
         messages = prompts.activity_one.messages(

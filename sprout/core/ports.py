@@ -3,7 +3,7 @@ job runners and entrypoints implement, and the errors they raise across the boun
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -73,6 +73,15 @@ class ButtonSender(Protocol):
     async def send_buttons(self, incoming: Incoming, buttons: Buttons) -> None:
         """The `buttons` on their own, under a short line saying them in words: after an
         answer whose last message went before it was known to be the last."""
+        ...
+
+
+class TemplateSender(Protocol):
+    async def send_template(
+        self, incoming: Incoming, content_sid: str, variables: Mapping[str, str]
+    ) -> str:
+        """Send the approved template `content_sid` with its `variables` to the sender of
+        `incoming` (outside WhatsApp's 24-hour window only a template may go); its id."""
         ...
 
 

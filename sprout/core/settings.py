@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     sweep_s: float = Field(30.0, gt=0, validation_alias=_env("SPROUT_SWEEP_S"))
     # How often due regular ideas are looked for (serve without Redis; workers with it).
     nudge_every_s: float = Field(30.0, gt=0, validation_alias=_env("SPROUT_NUDGE_EVERY_S"))
+    # The approved WhatsApp template (a Content SID, HX…) sent for a nudge due outside the
+    # 24-hour window; without it such nudges are skipped and counted.
+    nudge_template_sid: str | None = Field(None, validation_alias=_env("SPROUT_NUDGE_TEMPLATE_SID"))
     # On SIGTERM/SIGINT, how long answers in flight get to finish before they are cut off
     # (they resume after restart): under the 30 s Heroku allows before it kills the process.
     shutdown_grace_s: float = Field(20.0, ge=0, validation_alias=_env("SPROUT_SHUTDOWN_GRACE_S"))

@@ -71,6 +71,7 @@ def topic_key(topic: str) -> str:
 
 
 # Twilio's status callbacks can arrive out of order; never step back from a later state.
+_FAILED = frozenset({"failed", "undelivered"})
 _STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 
 
@@ -477,14 +478,13 @@ class Store:
         async with self._write() as connection:
             await connection.execute(insert(IdeaRow).values(**row, created_at=utc_now()))
 
-    async def ideas(self, user_id: str, topic: str, limit: int = 30) -> list[str]:
-        """The titles of the ideas the user already had on `topic`, newest first."""
-        query = (
-            select(IdeaRow.title)
-            .where(IdeaRow.user_id == user_id, IdeaRow.topic == topic_key(topic))
-            .order_by(IdeaRow.id.desc())
-            .limit(limit)
-        )
+    async def ideas(self, user_id: str, topic: str | None, limit: int = 30) -> list[str]:
+        """The titles of the ideas the user already had on `topic` (None: on any), newest
+        first."""
+        query = select(IdeaRow.title).where(IdeaRow.user_id == user_id)
+        if topic is not None:
+            query = query.where(IdeaRow.topic == topic_key(topic))
+        query = query.order_by(IdeaRow.id.desc()).limit(limit)
         async with self.engine.connect() as connection:
             return list((await connection.scalars(query)).all())
 
@@ -608,6 +608,10 @@ class Store:
                 select(ChunkRow).where(ChunkRow.provider_id == provider_id)
             )
             if chunk is None:
+                if status in _FAILED or error_code:  # a nudge's template, refused (63016…)
+                    failed = {"outcome": "template_failed", "error": (error_code or status)[:64]}
+                    mine = NudgeRow.provider_id == provider_id
+                    await session.execute(update(NudgeRow).where(mine).values(**failed))
                 return
             old = _STATUS_RANK.get(chunk.delivery_status or "", -1)
             if status not in _STATUS_RANK or _STATUS_RANK[status] >= old:

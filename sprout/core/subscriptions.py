@@ -89,9 +89,14 @@ class Subscriptions:
         return bool(result.rowcount)
 
     async def record(
-        self, subscription: Subscription, outcome: str, inbound_id: int | None = None
+        self,
+        subscription: Subscription,
+        outcome: str,
+        inbound_id: int | None = None,
+        provider_id: str | None = None,
     ) -> None:
-        """What became of the nudge due at the subscription's `next_due`."""
+        """What became of the nudge due at the subscription's `next_due` (`provider_id`: the
+        template message sent instead, outside the 24-hour window)."""
         assert subscription.next_due is not None
         row = {
             "user_id": subscription.user_id,
@@ -99,6 +104,7 @@ class Subscriptions:
             "due_at": subscription.next_due,
             "outcome": outcome,
             "inbound_id": inbound_id,
+            "provider_id": provider_id,
             "recorded_at": utc_now(),
         }
         async with self._store.writing() as connection:

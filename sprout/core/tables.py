@@ -189,4 +189,8 @@ class NudgeRow(Base):
     due_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(32))  # sent, dropped_late, outside_window…
     inbound_id: Mapped[int | None] = mapped_column(default=None)
+    # A template sent outside the 24-hour window: its message id, and what Twilio's status
+    # callback later said went wrong (63016…).
+    provider_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    error: Mapped[str | None] = mapped_column(String(64), default=None)
     recorded_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from aiohttp import hdrs, web
+from twilio.request_validator import RequestValidator
 
 from tests.fakes.background import FakeService
 from tests.fakes.twilio_wire import (
@@ -158,6 +160,32 @@ class FakeTwilio(FakeService):
     def contents(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._contents.values())
+
+    def add_template(self, sid: str, body: str, button_ids: list[str]) -> None:
+        """An approved template, as an operator creates it in the Twilio Console."""
+        actions = [{"id": button_id, "title": button_id} for button_id in button_ids]
+        types = {"twilio/quick-reply": {"body": body, "actions": actions}}
+        content: dict[str, Any] = {"sid": sid, "friendly_name": sid, "types": types}
+        with self._lock:
+            self._contents[sid] = content
+
+    def post_status(
+        self, message: SentMessage, status: str, server_url: str, error_code: str = ""
+    ) -> int:
+        """Twilio's status callback for `message`, signed for the URL it was sent with and
+        posted to `server_url` (the same path there); the response's status code."""
+        assert message.status_callback is not None
+        form = {"MessageSid": message.sid, "MessageStatus": status, "To": message.to}
+        if error_code:
+            form["ErrorCode"] = error_code
+        signature = RequestValidator(self.auth_token).compute_signature(
+            message.status_callback, form
+        )
+        path = "/" + message.status_callback.split("://", 1)[1].split("/", 1)[1]
+        response = httpx.post(
+            server_url.rstrip("/") + path, data=form, headers={"X-Twilio-Signature": signature}
+        )
+        return response.status_code
 
     def _render(self, content_sid: str, variables: str) -> tuple[str, list[str]] | None:
         """A quick-reply content's body with its variables, and its buttons' ids."""

@@ -3,12 +3,14 @@ never late in a burst, never in quiet hours they did not choose, never outside W
 24-hour window as a free-form message."""
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 
 from sprout.core.bot import Bot
 from sprout.core.cadence import EVERY_DAY, Cadence
 from sprout.core.messages import Incoming
-from sprout.core.nudging import NUDGE_PREFIX, Nudger
+from sprout.core.nudging import NUDGE_PREFIX, Nudger, NudgeTemplate
+from sprout.core.ports import SendError
 from sprout.core.prompts import Prompts
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
@@ -117,3 +119,56 @@ async def test_the_nudge_is_answered_with_an_activity_for_the_child(
     assert "Leaf hunt" in idea
     asked = model.requests[0][-1]["content"]
     assert "one activity to try today" in asked
+
+
+class Templates:
+    """WhatsApp's template sends, as the outside world answers them."""
+
+    def __init__(self, works: bool = True) -> None:
+        self.works = works
+        self.sent: list[tuple[str, str, dict[str, str]]] = []
+
+    async def send_template(
+        self, incoming: Incoming, content_sid: str, variables: Mapping[str, str]
+    ) -> str:
+        if not self.works:
+            raise SendError("twilio status 400 code 63016", permanent=True)
+        self.sent.append((incoming.user_id, content_sid, dict(variables)))
+        return f"SM{len(self.sent)}"
+
+
+async def test_outside_the_window_the_template_goes_once_with_the_childs_name(
+    store: Store,
+) -> None:
+    subscriptions = await subscribed(store, wrote=WEDNESDAY_9 - timedelta(hours=30))
+    await store.save_profile(PARENT, {"children": [{"age_months": 40, "name": "Ana"}]})
+    templates, queue = Templates(), Queue(store)
+    template = NudgeTemplate("HX1", templates)
+    nudgers = [Nudger(store, queue.accept, lambda: WEDNESDAY_9, template) for _ in range(3)]
+    await asyncio.gather(*(n.tick() for n in nudgers))
+    assert templates.sent == [(PARENT, "HX1", {"1": "Ana"})] and queue.accepted == []
+    assert await subscriptions.outcomes(PARENT) == ["template_sent"]
+    await store.record_delivery_status("SM1", "undelivered", "63016")
+    assert await subscriptions.outcomes(PARENT) == ["template_failed"]
+
+
+async def test_a_template_refused_at_once_is_recorded_not_retried(store: Store) -> None:
+    subscriptions = await subscribed(store, wrote=WEDNESDAY_9 - timedelta(hours=30))
+    template = NudgeTemplate("HX1", Templates(works=False))
+    await Nudger(store, Queue(store).accept, lambda: WEDNESDAY_9, template).tick()
+    assert await subscriptions.outcomes(PARENT) == ["template_failed"]
+
+
+async def test_a_regular_idea_avoids_every_idea_the_family_already_had(
+    prompts: Prompts, store: Store
+) -> None:
+    await subscribed(store, wrote=WEDNESDAY_9 - timedelta(hours=3))
+    await store.add_idea(PARENT, "dinosaurs", "Dino stomp")
+    await store.add_idea(PARENT, "rain", "Puddle jumping")
+    queue = Queue(store)
+    await nudger(store, queue, WEDNESDAY_9).tick()
+    model = FakeLLM(reply="**Leaf hunt**: find three different leaves together.")
+    await Bot(model, prompts, store).reply(queue.accepted[0], WHATSAPP)
+    system = model.requests[0][0]["content"]
+    assert "- Dino stomp" in system and "- Puddle jumping" in system
+    assert await store.ideas(PARENT, None) == ["Leaf hunt", "Puddle jumping", "Dino stomp"]

@@ -41,13 +41,17 @@ def upgrade() -> None:
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("outcome", sa.String(length=32), nullable=False),
         sa.Column("inbound_id", sa.Integer(), nullable=True),
+        sa.Column("provider_id", sa.String(length=64), nullable=True),
+        sa.Column("error", sa.String(length=64), nullable=True),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="nudges_pkey"),
     )
     op.create_index("ix_nudges_user_id", "nudges", ["user_id"])
+    op.create_index("ix_nudges_provider_id", "nudges", ["provider_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_nudges_provider_id", table_name="nudges")
     op.drop_index("ix_nudges_user_id", table_name="nudges")
     op.drop_table("nudges")
     op.drop_index("ix_subscriptions_next_due", table_name="subscriptions")
