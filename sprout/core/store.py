@@ -523,6 +523,40 @@ class Store:
             await connection.execute(insert(FeedbackRow).values(**row, created_at=utc_now()))
         return kind
 
+    async def awaiting_comment(
+        self, user_id: str, before_inbound_id: int, question_kind: str, since: datetime
+    ) -> int | None:
+        """The user's 👎 still waiting for its comment: the latest rating is a 👎 given after
+        `since`, with no comment yet, and the answer to the user's message just before
+        `before_inbound_id` was the follow-up question (of kind `question_kind`). Its id."""
+        previous = (
+            select(AnswerRow.kind)
+            .join(InboundRow, AnswerRow.inbound_id == InboundRow.id)
+            .where(InboundRow.user_id == user_id, InboundRow.id < before_inbound_id)
+            .order_by(InboundRow.id.desc())
+            .limit(1)
+        )
+        latest = (
+            select(FeedbackRow.id, FeedbackRow.rating, FeedbackRow.comment, FeedbackRow.created_at)
+            .where(FeedbackRow.user_id == user_id)
+            .order_by(FeedbackRow.id.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as connection:
+            if await connection.scalar(previous) != question_kind:
+                return None
+            found = (await connection.execute(latest)).first()
+        if found is None or found.rating != "down" or found.comment is not None:
+            return None
+        return found.id if aware(found.created_at) >= since else None
+
+    async def add_feedback_comment(self, feedback_id: int, comment: str) -> None:
+        """The parent's own words on what would have been better, kept with their 👎."""
+        async with self._write() as connection:
+            await connection.execute(
+                update(FeedbackRow).where(FeedbackRow.id == feedback_id).values(comment=comment)
+            )
+
     async def finish(self, inbound_id: int) -> None:
         async with self._write() as connection:
             await connection.execute(_FINISH, {"inbound_id": inbound_id})
