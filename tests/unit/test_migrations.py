@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from alembic import command
+from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -217,7 +217,7 @@ def _feedback_columns(connection: Connection) -> set[str]:
 
 def _down_to(revision: str) -> Callable[[Connection], None]:
     def down(connection: Connection) -> None:
-        command.downgrade(alembic_config(connection), revision)
+        alembic_command.downgrade(alembic_config(connection), revision)
 
     return down
 
