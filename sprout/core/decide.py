@@ -56,13 +56,15 @@ class Silent:
 class ForModel:
     """The model answers: `intent` with the user's `argument` (`first`: a newcomer's first
     message, answered after a line saying what Sprout is; `whole_list`: all the activity
-    ideas, not one at a time)."""
+    ideas, not one at a time; `another`: one more idea, unlike those already had, whatever
+    the channel's style)."""
 
     intent: Intent
     argument: str
     language: str | None
     first: bool = False
     whole_list: bool = False
+    another: bool = False
 
     @property
     def kind(self) -> str:
@@ -119,7 +121,9 @@ class Decide:
                 if topic is None:
                     return Fixed("activities_empty", language)
                 whole = request.intent is Intent.ALL_IDEAS
-                return ForModel(Intent.ACTIVITIES, topic, language, whole_list=whole)
+                return ForModel(
+                    Intent.ACTIVITIES, topic, language, whole_list=whole, another=not whole
+                )
             case Intent.MORE:
                 more = turn.incoming.text.strip() or self._prompts.text("button_more", language)
                 return ForModel(Intent.CHAT, more, language)

@@ -557,6 +557,20 @@ class Store:
                 update(FeedbackRow).where(FeedbackRow.id == feedback_id).values(comment=comment)
             )
 
+    async def ratings(self, user_id: str) -> list[tuple[str, str, str | None]]:
+        """The user's 👍/👎 on their answers, oldest first: (the channel's id of the message
+        the rated answer answered, the rating, its comment)."""
+        query = (
+            select(InboundRow.message_id, FeedbackRow.rating, FeedbackRow.comment)
+            .join(AnswerRow, AnswerRow.id == FeedbackRow.answer_id)
+            .join(InboundRow, InboundRow.id == AnswerRow.inbound_id)
+            .where(FeedbackRow.user_id == user_id)
+            .order_by(FeedbackRow.id)
+        )
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(query)
+            return [(message_id, rating, comment) for message_id, rating, comment in rows]
+
     async def finish(self, inbound_id: int) -> None:
         async with self._write() as connection:
             await connection.execute(_FINISH, {"inbound_id": inbound_id})

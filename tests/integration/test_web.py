@@ -113,6 +113,70 @@ def test_export_contains_the_turns(page: AppTest) -> None:
     ]
 
 
+def _taps(app: AppTest) -> list[str]:
+    """The labels of the tap-to-reply buttons on the page."""
+    return [button.label for button in app.button if str(button.key).startswith("tap-")]
+
+
+def _tap(app: AppTest, label: str) -> None:
+    [button] = [b for b in app.button if str(b.key).startswith("tap-") and b.label == label]
+    button.click().run()
+    assert not app.exception, app.exception
+
+
+def _said(app: AppTest) -> str:
+    return "\n".join(markdown.value for markdown in app.markdown)
+
+
+def test_the_last_answer_has_the_messaging_channels_buttons(
+    page: AppTest, model: FakeOpenAI
+) -> None:
+    _ask(page)
+    assert _taps(page) == ["Tell me more", "👍", "👎"]
+    _tap(page, "Tell me more")
+    assert len(model.requests) == 2, "a tap asks the model, as on WhatsApp"
+    assert "Tell me more" in [markdown.value for markdown in page.markdown]
+    assert _taps(page) == ["Tell me more", "👍", "👎"], "under the new answer only"
+    _tap(page, "👍")
+    assert "Thanks! 🌱" in _said(page) and len(model.requests) == 2
+    assert _taps(page) == [], "no buttons under a fixed text"
+    _ask(page, "help")
+    assert _taps(page) == []
+
+
+def test_another_idea_after_the_list_of_activities(page: AppTest, model: FakeOpenAI) -> None:
+    model.set_reply("**Games**\n**Dino stomp**\nStomp and count.\n\n**Fossil dig**\nDig.")
+    _ask(page, "Activities dinosaurs")
+    assert "Fossil dig" in _said(page), "the web page keeps the whole list"
+    assert _taps(page) == ["Another idea", "👍", "👎"]
+    _tap(page, "Another idea")
+    asked = model.requests[-1]["messages"]
+    assert "- Dino stomp" in asked[0]["content"], "one more idea, unlike those listed"
+    assert asked[-1]["content"].endswith("dinosaurs")
+    assert _taps(page) == ["Another idea", "👍", "👎"]
+
+
+def test_a_safeguarding_answer_has_no_buttons(page: AppTest) -> None:
+    _ask(page, "I think I have postnatal depression and I can't cope")
+    assert "116 123" in _said(page)
+    assert _taps(page) == []
+
+
+def test_thumbs_down_asks_what_would_be_better_and_the_export_has_it(
+    page: AppTest, model: FakeOpenAI
+) -> None:
+    _ask(page)
+    _tap(page, "👎")
+    assert "What would have been better?" in _said(page)
+    _ask(page, "A shorter answer")
+    assert "Thank you, that helps make Sprout better." in _said(page)
+    assert len(model.requests) == 1, "the comment is kept, not answered"
+    table = page.dataframe[0].value
+    assert list(table["user_text"]) == [QUESTION, "👎", "A shorter answer"]
+    assert list(table["feedback"]) == ["down", "", ""]
+    assert list(table["feedback_comment"]) == ["A shorter answer", "", ""]
+
+
 def test_the_sidebar_saves_the_profile(page: AppTest) -> None:
     page.number_input(key="age_years").set_value(2)
     page.selectbox(key="places").set_value("outdoors")

@@ -117,7 +117,8 @@ async def test_the_whole_list_and_the_list_style_use_the_list_prompt(
             language="the same language as the user's message",
         )[0]["content"]
     ] * 2
-    assert await store.ideas("whatsapp:+447700900001", "dinosaurs") == []
+    # Filed all the same, so "another idea" continues the topic with one not listed.
+    assert await store.ideas("whatsapp:+447700900001", "dinosaurs") == ["Dino stomp"] * 2
 
 
 def test_an_ideas_title_is_its_first_bold_or_heading_line() -> None:

@@ -12,11 +12,12 @@ import html
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sprout.core.buttons import Buttons
 from sprout.core.chunking import Chunker
 from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, utf16_len
 from sprout.core.specs import TELEGRAM_STREAMING, WHATSAPP
@@ -43,15 +44,26 @@ class Arrival:
     text: str
 
 
+@dataclass(frozen=True)
+class Rating:
+    """A 👍 ("up") or 👎 ("down") given to an answer, and what the parent wrote after a 👎."""
+
+    rating: str
+    comment: str | None = None
+
+
 @dataclass
 class WebTurn:
-    """A question asked on the page and its answer's measured timeline."""
+    """A question asked on the page and its answer's measured timeline. `message_id`: the
+    question's id in the store; `buttons`: the tap-to-reply buttons under the answer."""
 
     user_text: str
     sent_at: datetime
     arrivals: list[Arrival] = field(default_factory=list)
     complete_s: float | None = None
     first_text_s: float | None = None  # the first words on screen (the page shows them live)
+    message_id: str = ""
+    buttons: Buttons | None = None
 
     @property
     def answer_text(self) -> str:
@@ -233,8 +245,15 @@ def timeline_rows(rendering: Rendering) -> list[dict[str, Any]]:
     ]
 
 
-def export_rows(turns: Sequence[WebTurn]) -> list[dict[str, Any]]:
-    """One row per turn: what the CSV holds (the JSON adds each chunk's timing)."""
+Ratings = Mapping[str, Sequence[Rating]]
+"""The 👍/👎 given to answers, by the id of the question each answer answered."""
+
+
+def export_rows(turns: Sequence[WebTurn], ratings: Ratings | None = None) -> list[dict[str, Any]]:
+    """One row per turn: what the CSV holds (the JSON adds each chunk's timing). `feedback`:
+    the ratings given to the turn's answer ("up", "down"), as `sprout export` has them, and
+    `feedback_comment` what was written after a 👎."""
+    ratings = ratings or {}
     return [
         {
             "turn": index,
@@ -244,6 +263,10 @@ def export_rows(turns: Sequence[WebTurn]) -> list[dict[str, Any]]:
             "first_chunk_s": _rounded(turn.first_chunk_s),
             "complete_s": _rounded(turn.complete_s),
             "chunks": len(turn.arrivals),
+            "feedback": " ".join(r.rating for r in ratings.get(turn.message_id, ())),
+            "feedback_comment": " | ".join(
+                r.comment for r in ratings.get(turn.message_id, ()) if r.comment
+            ),
         }
         for index, turn in enumerate(turns, start=1)
     ]
@@ -253,8 +276,8 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def export_csv(turns: Sequence[WebTurn]) -> str:
-    rows = export_rows(turns)
+def export_csv(turns: Sequence[WebTurn], ratings: Ratings | None = None) -> str:
+    rows = export_rows(turns, ratings)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(_FIELDS))
     writer.writeheader()
@@ -262,11 +285,14 @@ def export_csv(turns: Sequence[WebTurn]) -> str:
     return out.getvalue()
 
 
-_FIELDS = ("turn", "user_text", "answer_text", "sent_at", "first_chunk_s", "complete_s", "chunks")
+_FIELDS = (
+    "turn", "user_text", "answer_text", "sent_at", "first_chunk_s", "complete_s", "chunks",
+    "feedback", "feedback_comment",
+)  # fmt: skip
 
 
-def export_json(turns: Sequence[WebTurn]) -> str:
-    rows = export_rows(turns)
+def export_json(turns: Sequence[WebTurn], ratings: Ratings | None = None) -> str:
+    rows = export_rows(turns, ratings)
     for row, turn in zip(rows, turns, strict=True):
         row["chunk_timings"] = [{"at_s": round(a.at_s, 3), "text": a.text} for a in turn.arrivals]
     return json.dumps({"turns": rows}, ensure_ascii=False, indent=2)
