@@ -41,6 +41,11 @@ CSS = """<style>
 .sprout-telegram {background:#c8d9e8} .sprout-telegram .sprout-bubble {background:#effdde}
 .sprout-hold {background:#fff3c4}
 .sprout-time {position:absolute;right:8px;bottom:2px;font-size:10px;color:#667}
+.sprout-quick {margin:-2px 0 6px 0} .sprout-reply {background:#fff;border-radius:8px;
+  margin:3px 0;padding:7px;text-align:center;color:#027eb5;font-weight:500}
+.sprout-keyboard {display:flex;gap:4px;margin:-2px 0 6px 0}
+.sprout-key {flex:1;background:rgba(0,0,0,.25);color:#fff;border-radius:8px;padding:6px;
+  text-align:center}
 </style>"""
 
 

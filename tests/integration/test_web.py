@@ -93,11 +93,36 @@ def test_compare_view_shows_the_whatsapp_channels_bubbles(page: AppTest) -> None
     found = [re.sub(r"</?(b|i|s|code)>", lambda m: markers[m[1]], text) for text in found]
     bubbles = [html.unescape(text.replace("<br>", "\n")) for text in found]
     expected = [chunk.text for chunk in chunk_markdown(ANSWER, WHATSAPP)]
-    assert len(expected) > 1
-    assert bubbles == expected
+    assert len(expected) > 1 and utf16_len(expected[-1]) > 1024
+    # Too long for a quick reply's body: the buttons come under a short line of their own.
+    assert bubbles == [*expected, "Reply *tell me more*, 👍 or 👎"]
     assert all(utf16_len(bubble) <= 1600 for bubble in bubbles)
     assert any("sprout-telegram" in m.value for m in page.markdown)
     assert any("time to first visible text" in m.value for m in page.markdown)
+
+
+def _quick_replies(phone: str) -> list[str]:
+    """The quick-reply buttons under the last bubble of a WhatsApp rendering."""
+    after_last_bubble = phone.rsplit('<span class="sprout-time">', 1)[1]
+    return re.findall(r'<div class="sprout-reply">(.*?)</div>', after_last_bubble)
+
+
+def test_compare_view_shows_the_buttons_each_channel_shows(
+    page: AppTest, model: FakeOpenAI
+) -> None:
+    model.set_reply("The moon is a ball lit by the sun on one side. 🌙")
+    _ask(page, "explain the moon")
+    [whatsapp] = [m.value for m in page.markdown if "sprout-whatsapp" in m.value]
+    [telegram] = [m.value for m in page.markdown if "sprout-phone sprout-telegram" in m.value]
+    assert whatsapp.count("sprout-bubble") == 1, "a short answer carries its buttons itself"
+    assert _quick_replies(whatsapp) == ["Tell me more", "👍", "👎"]
+    keys = re.findall(r'<span class="sprout-key">(.*?)</span>', telegram)
+    assert keys == ["Tell me more", "👍", "👎"]
+    assert telegram.index("sprout-keyboard") > telegram.rindex("sprout-bubble")
+    _ask(page, "help")
+    phones = [m.value for m in page.markdown if '<div class="sprout-phone' in m.value]
+    assert len(phones) == 2
+    assert not any('class="sprout-reply' in p or 'class="sprout-key' in p for p in phones)
 
 
 def test_export_contains_the_turns(page: AppTest) -> None:

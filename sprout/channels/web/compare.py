@@ -20,7 +20,7 @@ from typing import Any
 from sprout.core.buttons import Buttons
 from sprout.core.chunking import Chunker
 from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, utf16_len
-from sprout.core.specs import TELEGRAM_STREAMING, WHATSAPP
+from sprout.core.specs import TELEGRAM_STREAMING, WHATSAPP, WHATSAPP_QUICK_REPLY_MAX
 
 TELEGRAM_EDIT_INTERVAL_S = 1.0  # TelegramSender paces its requests to about one a second
 _TAG = re.compile(r"<[^<>]*>")
@@ -92,6 +92,7 @@ class Rendering:
     pieces: tuple[Piece, ...]
     complete_s: float | None
     first_visible_s: float | None = None  # when text shows before the first piece (live text)
+    buttons: Buttons | None = None  # the tap-to-reply buttons under the last message
 
     @property
     def first_s(self) -> float | None:
@@ -149,8 +150,13 @@ def whatsapp_rendering(turn: WebTurn, hold_after_s: float, hold_text: str) -> Re
     first_ready = pieces[0].at_s if pieces else (turn.complete_s or 0.0)
     if first_ready > hold_after_s:
         pieces.insert(0, Piece(hold_after_s, hold_text, hold=True))
+    buttons = turn.buttons if pieces else None
+    if buttons is not None and utf16_len(pieces[-1].text) > WHATSAPP_QUICK_REPLY_MAX:
+        # Too long for a quick reply's body: the buttons follow under their hint.
+        pieces.append(Piece(pieces[-1].at_s, buttons.hint))
     complete = pieces[-1].at_s if pieces else turn.complete_s
-    return Rendering("whatsapp", tuple(p.text for p in pieces), tuple(pieces), complete)
+    messages = tuple(p.text for p in pieces)
+    return Rendering("whatsapp", messages, tuple(pieces), complete, buttons=buttons)
 
 
 def telegram_rendering(turn: WebTurn, interval_s: float = TELEGRAM_EDIT_INTERVAL_S) -> Rendering:
@@ -179,7 +185,8 @@ def telegram_rendering(turn: WebTurn, interval_s: float = TELEGRAM_EDIT_INTERVAL
         pieces.append(Piece(sent_at, messages[-1]))
         last_request = sent_at
     complete = pieces[-1].at_s if pieces else turn.complete_s
-    return Rendering("telegram", tuple(messages), tuple(pieces), complete)
+    buttons = turn.buttons if messages else None  # an inline keyboard on the final message
+    return Rendering("telegram", tuple(messages), tuple(pieces), complete, buttons=buttons)
 
 
 def whatsapp_html(text: str) -> str:
@@ -225,7 +232,21 @@ def bubbles_html(rendering: Rendering, css_class: str, strip_tags: bool = False)
             f'<div class="sprout-bubble{hold}">{body}'
             f'<span class="sprout-time">{piece.at_s:.2f} s</span></div>'
         )
+    bubbles.append(buttons_html(rendering))
     return f'<div class="sprout-phone {css_class}">{"".join(bubbles)}</div>'
+
+
+def buttons_html(rendering: Rendering) -> str:
+    """The buttons under the last message as the app shows them: WhatsApp's quick replies
+    one under another below the bubble, Telegram's inline keyboard as one row of keys."""
+    if rendering.buttons is None:
+        return ""
+    labels = [html.escape(button.label) for button in rendering.buttons.options]
+    if rendering.channel == "telegram":
+        keys = "".join(f'<span class="sprout-key">{label}</span>' for label in labels)
+        return f'<div class="sprout-keyboard">{keys}</div>'
+    replies = "".join(f'<div class="sprout-reply">{label}</div>' for label in labels)
+    return f'<div class="sprout-quick">{replies}</div>'
 
 
 def _message_pieces(rendering: Rendering) -> list[Piece]:
