@@ -95,3 +95,13 @@ async def test_forget_me_erases_the_comment(store: Store, prompts: Prompts) -> N
     texts: list[str | tuple[str, timedelta]] = ["Explain rain", "👎", COMMENT, "forget me"]
     await converse(store, prompts, FakeLLM(IDEA), texts)
     assert await comments(store) == []
+
+
+async def test_a_worrying_reply_to_the_question_gets_help_not_thanks(
+    store: Store, prompts: Prompts
+) -> None:
+    worry = "I think I have postnatal depression and I can't cope"
+    sender = await converse(store, prompts, FakeLLM(IDEA), ["Explain rain", "👎", worry])
+    assert "116 123" in "\n".join(sender.sent[2:])
+    assert prompts.text("feedback_noted") not in sender.sent
+    assert await comments(store) == [("down", None)], "screened first, never kept as a comment"
