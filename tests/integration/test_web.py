@@ -263,6 +263,15 @@ def test_a_real_browser_shows_the_answer(web_server: str) -> None:
             tab.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
             tab.get_by_role("tab", name="Compare channels").click()
             expect(tab.locator(".sprout-whatsapp .sprout-bubble").first).to_be_visible()
+            expect(tab.locator(".sprout-whatsapp .sprout-reply")).to_have_text(
+                ["Tell me more", "👍", "👎"]
+            )
+            expect(tab.locator(".sprout-telegram .sprout-key")).to_have_count(3)
             tab.screenshot(path=str(ARTIFACTS / "web-compare.png"), full_page=True)
+            tab.get_by_role("tab", name="Chat").click()
+            chat = tab.get_by_role("tabpanel", name="Chat")
+            chat.get_by_role("button", name="👍").click()
+            expect(chat.get_by_text("Thanks! 🌱")).to_be_visible(timeout=30_000)
+            expect(chat.get_by_role("button", name="👍")).to_have_count(0)
         finally:
             browser.close()

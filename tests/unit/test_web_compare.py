@@ -159,3 +159,11 @@ def test_a_last_message_too_long_for_a_quick_reply_gets_its_buttons_after_it() -
     assert rendering.messages[-1] == "Reply *tell me more*, 👍 or 👎"
     assert rendering.buttons == turn.buttons
     assert len(telegram_rendering(turn).messages) == 1, "Telegram keeps them on its message"
+
+
+def test_telegram_sentences_continue_their_paragraph() -> None:
+    """Telegram's message grows sentence by sentence, as the Telegram sender joins them."""
+    turn = _turn(step=0.1)
+    [message] = telegram_rendering(turn).messages
+    assert "Water falls down. Water falls down." in message
+    assert message.count("\n\n") == len(PARAGRAPHS) - 1

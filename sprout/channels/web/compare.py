@@ -81,6 +81,7 @@ class Piece:
     at_s: float
     text: str
     hold: bool = False
+    joint: str = BLOCK_SEPARATOR  # what joins it to the piece before in one growing message
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,10 @@ def replay(turn: WebTurn, spec: ChannelSpec) -> list[Piece]:
     chunker = Chunker(spec, spec.first_min, spec.min_len)
     pieces: list[Piece] = []
     for arrival in turn.arrivals:
-        pieces += [
-            Piece(arrival.at_s, c.text) for c in chunker.feed(arrival.text + BLOCK_SEPARATOR)
-        ]
+        chunks = chunker.feed(arrival.text + BLOCK_SEPARATOR)
+        pieces += [Piece(arrival.at_s, c.text, joint=c.joint) for c in chunks]
     end = turn.complete_s if turn.complete_s is not None else _last(turn)
-    pieces += [Piece(end, chunk.text) for chunk in chunker.finish()]
+    pieces += [Piece(end, chunk.text, joint=chunk.joint) for chunk in chunker.finish()]
     return pieces
 
 
@@ -169,17 +169,16 @@ def telegram_rendering(turn: WebTurn, interval_s: float = TELEGRAM_EDIT_INTERVAL
     i = 0
     while i < len(ready):
         taken_at = ready[i].at_s if last_request is None else max(ready[i].at_s, last_request)
-        batch = [ready[i].text]
+        joint, text = ready[i].joint, ready[i].text
         i += 1
         while i < len(ready) and ready[i].at_s <= taken_at:
-            batch.append(ready[i].text)
+            text += ready[i].joint + ready[i].text  # a sentence continues its paragraph
             i += 1
         sent_at = taken_at if last_request is None else max(taken_at, last_request + interval_s)
-        text = BLOCK_SEPARATOR.join(batch)
-        if messages and utf16_len(messages[-1] + BLOCK_SEPARATOR + text) <= (
+        if messages and utf16_len(messages[-1] + joint + text) <= (
             TELEGRAM_STREAMING.max_len or 0
         ):
-            messages[-1] += BLOCK_SEPARATOR + text
+            messages[-1] += joint + text
         else:
             messages.append(text)
         pieces.append(Piece(sent_at, messages[-1]))
