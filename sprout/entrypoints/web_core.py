@@ -56,6 +56,7 @@ class WebCore:
             hold=False,
             preview=self.sender.preview,
             buttons=self.sender,
+            buttons_apart=True,  # no chunk waits for them: its time is what the page measures
         )
         self._delivery = self.core.delivery({CHANNEL: channel})
         self.store, self.model, self.bot = self.core.store, self.core.model, self.core.bot
