@@ -287,8 +287,13 @@ def idea_title(markdown: str) -> str | None:
 
 def idea_titles(markdown: str) -> list[str]:
     """The names of the ideas in a list of them: each line that is a heading or bold alone
-    ("**Dino stomp**", "1. **Dino stomp**"), else the answer's one name (`idea_title`)."""
-    found = (match["heading"] or match["bold"] for match in _NAME_LINE.finditer(markdown))
+    ("**Dino stomp**", "1. **Dino stomp**") and is followed by what it names, not by another
+    name (a section's title, "**Games and crafts**"); else the answer's one name."""
+    lines = [line for line in markdown.splitlines() if line.strip()]
+    names = [_name(line) for line in lines]
+    found = [
+        name for name, after in zip(names, [*names[1:], None], strict=True) if name and not after
+    ]
     titles = [title for title in map(_clean_title, found) if title]
     if titles:
         return titles
@@ -296,11 +301,15 @@ def idea_titles(markdown: str) -> list[str]:
     return [title] if title else []
 
 
+def _name(line: str) -> str | None:
+    match = _NAME_LINE.fullmatch(line)
+    return (match["heading"] or match["bold"]) if match else None
+
+
 # A line that only names something: a heading, or bold text alone (maybe in a list item).
 _NAME_LINE = re.compile(
-    r"^[ \t]*(?:\d+[.)][ \t]+|[-*+][ \t]+)?"
-    r"(?:\#+[ \t]*(?P<heading>.+?)|\*\*(?P<bold>[^*\n]+)\*\*:?)[ \t]*$",
-    re.MULTILINE,
+    r"[ \t]*(?:\d+[.)][ \t]+|[-*+][ \t]+)?"
+    r"(?:\#+[ \t]*(?P<heading>.+?)|\*\*(?P<bold>[^*\n]+)\*\*:?)[ \t]*"
 )
 
 
