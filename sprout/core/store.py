@@ -21,6 +21,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -510,7 +511,7 @@ class Store:
             .join(InboundRow, AnswerRow.inbound_id == InboundRow.id)
             .where(
                 InboundRow.user_id == user_id,
-                InboundRow.id < before_inbound_id,
+                InboundRow.id < _before(before_inbound_id),
                 AnswerRow.kind.in_(list(kinds)),
             )
             .order_by(InboundRow.id.desc())
@@ -532,7 +533,7 @@ class Store:
         previous = (
             select(AnswerRow.kind)
             .join(InboundRow, AnswerRow.inbound_id == InboundRow.id)
-            .where(InboundRow.user_id == user_id, InboundRow.id < before_inbound_id)
+            .where(InboundRow.user_id == user_id, InboundRow.id < _before(before_inbound_id))
             .order_by(InboundRow.id.desc())
             .limit(1)
         )
@@ -735,6 +736,11 @@ def _of_user(column: Any) -> Any:
 # Callers outside the job log pass sys.maxsize ("after everything stored") as `before`: bound
 # as BIGINT, or PostgreSQL's driver refuses it as out of range for the INTEGER id column.
 _BEFORE = bindparam("before", type_=BigInteger)
+
+
+def _before(inbound_id: int) -> Any:
+    """`inbound_id` as a bound BIGINT, like `_BEFORE`, for queries built per call."""
+    return literal(inbound_id, BigInteger)
 _USER = select(
     _of_user(UserRow.profile),
     _of_user(UserRow.opted_out),

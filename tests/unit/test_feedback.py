@@ -1,6 +1,7 @@
 """After a 👎, one optional question: the next message within ten minutes that is not a
 command is that rating's comment, thanked for and not answered; its words are never logged."""
 
+import sys
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -105,3 +106,13 @@ async def test_a_worrying_reply_to_the_question_gets_help_not_thanks(
     assert "116 123" in "\n".join(sender.sent[2:])
     assert prompts.text("feedback_noted") not in sender.sent
     assert await comments(store) == [("down", None)], "screened first, never kept as a comment"
+
+
+async def test_outside_the_job_log_ratings_and_comments_look_at_everything_stored(
+    store: Store,
+) -> None:
+    """`sprout chat` answers without recording the message: "before" is then sys.maxsize,
+    which PostgreSQL's INTEGER id must be compared with as a BIGINT."""
+    assert await store.add_feedback(USER, sys.maxsize, "down", frozenset({"explain"})) is None
+    since = datetime.now(UTC) - timedelta(minutes=10)
+    assert await store.awaiting_comment(USER, sys.maxsize, "feedback_better", since) is None
