@@ -1,7 +1,8 @@
 """`sprout export`: every conversation turn with its timings, as CSV or JSON, for research.
 
 User ids are pseudonymised (the same keyed hash as the logs), so an export can be shared without
-phone numbers; the message texts are what the research is about and are kept.
+phone numbers; the message texts are what the research is about and are kept, and so are the
+comments parents write after a 👎 (their own words, like their questions).
 
 `sprout export --safety` lists the safety events instead, for operators: what the screens did,
 when, for which pseudonymised user, and whether the webhook took the alert; never the words.
@@ -32,7 +33,7 @@ from sprout.core.tables import (
 
 FIELDS = (
     "user", "channel", "received_at", "question", "answer", "kind", "messages", "hold_sent",
-    "first_message_s", "complete_s", "feedback",
+    "first_message_s", "complete_s", "feedback", "feedback_comment",
 )  # fmt: skip
 
 
@@ -69,12 +70,17 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
             )
         )
         ratings = await connection.execute(
-            select(FeedbackRow.answer_id, FeedbackRow.rating).order_by(FeedbackRow.id)
+            select(FeedbackRow.answer_id, FeedbackRow.rating, FeedbackRow.comment).order_by(
+                FeedbackRow.id
+            )
         )
     feedback: dict[int, list[str]] = {}
-    for answer_id, rating in ratings:
+    comments: dict[int, list[str]] = {}
+    for answer_id, rating, comment in ratings:
         if answer_id is not None:
             feedback.setdefault(answer_id, []).append(rating)
+            if comment:
+                comments.setdefault(answer_id, []).append(comment)
     sent: dict[int, list[tuple[bool, datetime]]] = {}
     for answer_id, is_hold, sent_at in chunks:
         if sent_at is not None:
@@ -99,6 +105,9 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 "complete_s": _seconds(received, turn.completed_at),
                 # The 👍/👎 given to this answer ("up", "down"), in order.
                 "feedback": " ".join(feedback.get(turn.answer_id, [])),
+                # What the parent wrote when asked what would have been better, after a 👎
+                # (their own words, kept like the questions; several joined by " | ").
+                "feedback_comment": " | ".join(comments.get(turn.answer_id, [])),
             }
         )
     return rows

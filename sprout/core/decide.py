@@ -7,8 +7,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from sprout.core.buttons import OFFERS, UP
+from sprout.core.buttons import DOWN, OFFERS, UP
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.metrics import FEEDBACK
 from sprout.core.nudging import is_nudge
@@ -25,6 +26,9 @@ log = get_logger(__name__)
 
 # Privacy commands work however fast someone writes.
 _ALWAYS_ALLOWED = frozenset({Intent.STOP, Intent.START, Intent.FORGET})
+# After a 👎, the one optional question, and how long its answer is awaited.
+FEEDBACK_QUESTION = "feedback_better"
+COMMENT_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,15 @@ class Silent:
 class ForModel:
     """The model answers: `intent` with the user's `argument` (`first`: a newcomer's first
     message, answered after a line saying what Sprout is; `whole_list`: all the activity
-    ideas, not one at a time)."""
+    ideas, not one at a time; `another`: one more idea, unlike those already had, whatever
+    the channel's style)."""
 
     intent: Intent
     argument: str
     language: str | None
     first: bool = False
     whole_list: bool = False
+    another: bool = False
 
     @property
     def kind(self) -> str:
@@ -101,6 +107,8 @@ class Decide:
             ideas = await self._ideas(turn, language)
             if ideas is not None:
                 return ideas
+            if await self._comment(turn):
+                return Fixed("feedback_noted", language)
         if key is not None:
             return Fixed(key, language, values)
         return await self._for_model(turn, request, language)
@@ -113,7 +121,9 @@ class Decide:
                 if topic is None:
                     return Fixed("activities_empty", language)
                 whole = request.intent is Intent.ALL_IDEAS
-                return ForModel(Intent.ACTIVITIES, topic, language, whole_list=whole)
+                return ForModel(
+                    Intent.ACTIVITIES, topic, language, whole_list=whole, another=not whole
+                )
             case Intent.MORE:
                 more = turn.incoming.text.strip() or self._prompts.text("button_more", language)
                 return ForModel(Intent.CHAT, more, language)
@@ -160,7 +170,7 @@ class Decide:
                 return "activities_empty", {}
             case Intent.FEEDBACK:
                 await self._feedback(turn, request.argument)
-                return "feedback_thanks", {}
+                return FEEDBACK_QUESTION if request.argument == DOWN else "feedback_thanks", {}
         return None, {}
 
     async def _feedback(self, turn: Turn, payload: str) -> None:
@@ -170,6 +180,19 @@ class Decide:
         kind = await self._store.add_feedback(turn.user, before, rating, frozenset(OFFERS))
         FEEDBACK.labels(rating, kind or "none").inc()
         log.info("feedback", user=user_ref(turn.user), rating=rating, kind=kind)
+
+    async def _comment(self, turn: Turn) -> bool:
+        """Whether the message answers the question that followed a 👎 (the next message,
+        within `COMMENT_WINDOW`): it is then stored as that rating's comment, not answered.
+        The parent's words are never logged."""
+        before = turn.ask.inbound_id or sys.maxsize
+        since = turn.incoming.received_at - COMMENT_WINDOW
+        rating = await self._store.awaiting_comment(turn.user, before, FEEDBACK_QUESTION, since)
+        if rating is None:
+            return False
+        await self._store.add_feedback_comment(rating, turn.incoming.text.strip())
+        log.info("feedback_comment", user=user_ref(turn.user))
+        return True
 
     async def _settings(self, turn: Turn) -> dict[str, str]:
         language = turn.profile.language

@@ -79,6 +79,9 @@ class Channel:
     media: MediaFetcher | None = None
     # Sends an answer's last message with tap-to-reply buttons (None: the channel has none).
     buttons: ButtonSender | None = None
+    # Shows the buttons under the answer whichever message brings them (the web page): no
+    # message then waits to learn whether it is the last, and the buttons may come after it.
+    buttons_apart: bool = False
     # Shows "typing…" while the model writes; on a channel with hold messages, the hold is
     # then sent only if nothing went out by the time the indication ends.
     indicator: Indicator | None = None
@@ -218,7 +221,8 @@ class Delivery:
                 batch = pipe.take(together)
                 if not batch:
                     break
-                if pipe.may_offer:  # is it the last message? It then carries the buttons
+                if pipe.may_offer and not run.channel.buttons_apart:
+                    # Is it the last message? It then carries the buttons.
                     await _briefly(pipe.wait(), LAST_MESSAGE_WAIT_S)
                 if shown is not None:  # the first message ends "typing…"
                     shown.cancel()

@@ -4,6 +4,7 @@ profile tool, retries, and the apology when the model cannot answer."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -50,7 +51,8 @@ class _Request:
     profile: Profile
     max_tokens: int
     lead: str = ""  # opens the answer unless part of it is out already
-    idea_topic: str | None = None  # one activity idea on this topic: filed once written
+    idea_topic: str | None = None  # activity ideas on this topic: filed once written
+    idea_list: bool = False  # the whole list of ideas, not one
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,11 @@ class Generate:
             else:
                 sources.append(item.source)
                 yield item
-        if first.idea_topic is not None and (title := idea_title("\n".join(sources))):
-            await self._store.add_idea(turn.user, first.idea_topic, title)
+        if first.idea_topic is not None:
+            written = "\n".join(sources)
+            titles = idea_titles(written) if first.idea_list else [idea_title(written)]
+            for title in filter(None, titles):
+                await self._store.add_idea(turn.user, first.idea_topic, title)
         if follow_up is not None and not turn.resumed:
             question = self._request(Intent.CHAT, follow_up.question, follow_up.profile, turn.state)
             again = replace(question, tools=())  # the update is saved: not offered again
@@ -127,7 +132,8 @@ class Generate:
     async def _first_request(self, turn: Turn, asked: Asked) -> _Request:
         """The request for what the message asked: one activity idea, unlike those the user
         already had on the topic, when that is the style here."""
-        one = self._limits.one_idea and turn.spec.messaging and not asked.whole_list
+        style_one = self._limits.one_idea and turn.spec.messaging
+        one = (style_one or asked.another) and not asked.whole_list
         if asked.intent is not Intent.ACTIVITIES or not one:
             return self._request(asked.intent, asked.argument, turn.profile, turn.state, turn.lead)
         # A regular idea avoids every idea the family had, whatever its topic.
@@ -163,7 +169,11 @@ class Generate:
             messages = prompts.activities.messages(
                 age=age, places=places, areas=areas, topic=argument, language=language
             )
-            return _Request(messages, (), profile, prompts.activities.max_tokens, lead)
+            max_tokens = prompts.activities.max_tokens
+            # Filed too, so "another idea" continues the topic with one not listed here.
+            return _Request(
+                messages, (), profile, max_tokens, lead, idea_topic=argument, idea_list=True
+            )
         system, user = prompts.chat.messages(
             age=age, places=places, areas=areas, language=language, message=argument
         )
@@ -261,6 +271,8 @@ class Asked(Protocol):
     def argument(self) -> str: ...
     @property
     def whole_list(self) -> bool: ...
+    @property
+    def another(self) -> bool: ...
 
 
 def idea_title(markdown: str) -> str | None:
@@ -275,6 +287,34 @@ def idea_title(markdown: str) -> str | None:
         if line.startswith("#"):
             return _clean_title(text)
     return _clean_title(lines[0]) if lines else None
+
+
+def idea_titles(markdown: str) -> list[str]:
+    """The names of the ideas in a list of them: each line that is a heading or bold alone
+    ("**Dino stomp**", "1. **Dino stomp**") and is followed by what it names, not by another
+    name (a section's title, "**Games and crafts**"); else the answer's one name."""
+    lines = [line for line in markdown.splitlines() if line.strip()]
+    names = [_name(line) for line in lines]
+    found = [
+        name for name, after in zip(names, [*names[1:], None], strict=True) if name and not after
+    ]
+    titles = [title for title in map(_clean_title, found) if title]
+    if titles:
+        return titles
+    title = idea_title(markdown)
+    return [title] if title else []
+
+
+def _name(line: str) -> str | None:
+    match = _NAME_LINE.fullmatch(line)
+    return (match["heading"] or match["bold"]) if match else None
+
+
+# A line that only names something: a heading, or bold text alone (maybe in a list item).
+_NAME_LINE = re.compile(
+    r"[ \t]*(?:\d+[.)][ \t]+|[-*+][ \t]+)?"
+    r"(?:\#+[ \t]*(?P<heading>.+?)|\*\*(?P<bold>[^*\n]+)\*\*:?)[ \t]*"
+)
 
 
 def _clean_title(text: str) -> str | None:

@@ -35,6 +35,7 @@ TEXT_KEYS = frozenset(
         "age_years", "age_months", "slow_down", "voice_failed", "intro", "cut_short",
         "unsafe_dose", "unsafe_diagnosis", "unsafe_link", "unsafe_answer",
         "button_another", "button_more", "buttons_hint", "buttons_hint_more", "feedback_thanks",
+        "feedback_better", "feedback_noted",
         "nudges_on", "nudges_none", "nudges_stopped", "nudges_paused", "nudges_setting",
         "nudges_setting_off", "nudges_setting_paused", "day_names", "every_day", "on_days",
         "and", "when", "nudge_request",

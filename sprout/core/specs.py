@@ -9,6 +9,9 @@ from sprout.core.formatting import to_telegram_html, to_web_markdown, to_whatsap
 from sprout.core.messages import ChannelSpec, utf16_len
 
 WHATSAPP = ChannelSpec("whatsapp", 1600, utf16_len, to_whatsapp, max_messages=4)
+# The most a WhatsApp quick-reply body holds: a longer last message goes without its buttons,
+# and they follow in a short message of their own.
+WHATSAPP_QUICK_REPLY_MAX = 1024
 TELEGRAM = ChannelSpec("telegram", 4096, utf16_len, to_telegram_html)
 WEB = ChannelSpec("web", None, len, to_web_markdown, messaging=False)
 

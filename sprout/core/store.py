@@ -21,6 +21,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -510,7 +511,7 @@ class Store:
             .join(InboundRow, AnswerRow.inbound_id == InboundRow.id)
             .where(
                 InboundRow.user_id == user_id,
-                InboundRow.id < before_inbound_id,
+                InboundRow.id < _before(before_inbound_id),
                 AnswerRow.kind.in_(list(kinds)),
             )
             .order_by(InboundRow.id.desc())
@@ -522,6 +523,54 @@ class Store:
             row = {"user_id": user_id, "answer_id": answer_id, "kind": kind, "rating": rating}
             await connection.execute(insert(FeedbackRow).values(**row, created_at=utc_now()))
         return kind
+
+    async def awaiting_comment(
+        self, user_id: str, before_inbound_id: int, question_kind: str, since: datetime
+    ) -> int | None:
+        """The user's 👎 still waiting for its comment: the latest rating is a 👎 given after
+        `since`, with no comment yet, and the answer to the user's message just before
+        `before_inbound_id` was the follow-up question (of kind `question_kind`). Its id."""
+        previous = (
+            select(AnswerRow.kind)
+            .join(InboundRow, AnswerRow.inbound_id == InboundRow.id)
+            .where(InboundRow.user_id == user_id, InboundRow.id < _before(before_inbound_id))
+            .order_by(InboundRow.id.desc())
+            .limit(1)
+        )
+        latest = (
+            select(FeedbackRow.id, FeedbackRow.rating, FeedbackRow.comment, FeedbackRow.created_at)
+            .where(FeedbackRow.user_id == user_id)
+            .order_by(FeedbackRow.id.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as connection:
+            if await connection.scalar(previous) != question_kind:
+                return None
+            found = (await connection.execute(latest)).first()
+        if found is None or found.rating != "down" or found.comment is not None:
+            return None
+        return found.id if aware(found.created_at) >= since else None
+
+    async def add_feedback_comment(self, feedback_id: int, comment: str) -> None:
+        """The parent's own words on what would have been better, kept with their 👎."""
+        async with self._write() as connection:
+            await connection.execute(
+                update(FeedbackRow).where(FeedbackRow.id == feedback_id).values(comment=comment)
+            )
+
+    async def ratings(self, user_id: str) -> list[tuple[str, str, str | None]]:
+        """The user's 👍/👎 on their answers, oldest first: (the channel's id of the message
+        the rated answer answered, the rating, its comment)."""
+        query = (
+            select(InboundRow.message_id, FeedbackRow.rating, FeedbackRow.comment)
+            .join(AnswerRow, AnswerRow.id == FeedbackRow.answer_id)
+            .join(InboundRow, InboundRow.id == AnswerRow.inbound_id)
+            .where(FeedbackRow.user_id == user_id)
+            .order_by(FeedbackRow.id)
+        )
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(query)
+            return [(message_id, rating, comment) for message_id, rating, comment in rows]
 
     async def finish(self, inbound_id: int) -> None:
         async with self._write() as connection:
@@ -691,6 +740,11 @@ def _of_user(column: Any) -> Any:
 # Callers outside the job log pass sys.maxsize ("after everything stored") as `before`: bound
 # as BIGINT, or PostgreSQL's driver refuses it as out of range for the INTEGER id column.
 _BEFORE = bindparam("before", type_=BigInteger)
+
+
+def _before(inbound_id: int) -> Any:
+    """`inbound_id` as a bound BIGINT, like `_BEFORE`, for queries built per call."""
+    return literal(inbound_id, BigInteger)
 _USER = select(
     _of_user(UserRow.profile),
     _of_user(UserRow.opted_out),

@@ -149,7 +149,9 @@ class IdeaRow(Base):
 
 
 class FeedbackRow(Base):
-    """A 👍 or 👎 on an answer: which answer, what kind it was, the rating; no message text."""
+    """A 👍 or 👎 on an answer: which answer, what kind it was, the rating; no words of the
+    answer. `comment`: after a 👎, the parent's own answer to "what would have been better?"
+    (erased with the rest by "forget me")."""
 
     __tablename__ = "feedback"
 
@@ -159,6 +161,7 @@ class FeedbackRow(Base):
     kind: Mapped[str | None] = mapped_column(String(16), default=None)
     rating: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class SubscriptionRow(Base):

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 from sprout.bootstrap import open_core
-from sprout.channels.web.compare import Arrival, WebTurn
+from sprout.channels.web.compare import Arrival, Rating, WebTurn
 from sprout.channels.web.sender import QueueSender
 from sprout.core.delivery import Channel
 from sprout.core.messages import Incoming
@@ -49,7 +49,15 @@ class WebCore:
         self._stack = AsyncExitStack()
         self.core = self.call(self._stack.enter_async_context(open_core(settings)))
         # The page shows a spinner, then the text word by word as it is written.
-        channel = Channel(WEB_STREAMING, self.sender, hold=False, preview=self.sender.preview)
+        # Buttons under an answer, as on the messaging channels.
+        channel = Channel(
+            WEB_STREAMING,
+            self.sender,
+            hold=False,
+            preview=self.sender.preview,
+            buttons=self.sender,
+            buttons_apart=True,  # no chunk waits for them: its time is what the page measures
+        )
         self._delivery = self.core.delivery({CHANNEL: channel})
         self.store, self.model, self.bot = self.core.store, self.core.model, self.core.bot
 
@@ -59,8 +67,17 @@ class WebCore:
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.submit(coro).result(ANSWER_TIMEOUT_S)
 
-    def ask(self, user_id: str, text: str) -> Answer:
-        return Answer(self, user_id, text)
+    def ask(self, user_id: str, text: str, payload: str = "") -> Answer:
+        """Answer `text`; with a `payload`, a tapped button (the text is its label), which
+        the core routes as it routes a tap on WhatsApp or Telegram."""
+        return Answer(self, user_id, text, payload)
+
+    def ratings(self, user_id: str) -> dict[str, list[Rating]]:
+        """The user's 👍/👎 and comments, by the id of the message whose answer they rate."""
+        rated: dict[str, list[Rating]] = {}
+        for message_id, rating, comment in self.call(self.store.ratings(user_id)):
+            rated.setdefault(message_id, []).append(Rating(rating, comment))
+        return rated
 
     async def _answer(self, incoming: Incoming) -> None:
         try:
@@ -94,27 +111,33 @@ class Answer:
     """One question's answer as the page streams it: iterate for the text (what
     `st.write_stream` reads); `turn` holds the measured timeline once iteration ends."""
 
-    def __init__(self, core: WebCore, user_id: str, text: str) -> None:
-        self.turn = WebTurn(text, datetime.now(UTC))
+    def __init__(self, core: WebCore, user_id: str, text: str, payload: str = "") -> None:
+        message_id = uuid4().hex
+        self.turn = WebTurn(text, datetime.now(UTC), message_id=message_id)
         self._started = time.monotonic()
         self._queue = core.sender.open(user_id)
-        incoming = Incoming(channel=CHANNEL, user_id=user_id, text=text, message_id=uuid4().hex)
+        incoming = Incoming(
+            channel=CHANNEL, user_id=user_id, text=text, message_id=message_id, payload=payload
+        )
         self._job = core.submit(core._answer(incoming))
 
     def __iter__(self) -> Iterator[str]:
         while True:
             try:
-                sent, what, text = self._queue.get(timeout=ANSWER_TIMEOUT_S)
+                item = self._queue.get(timeout=ANSWER_TIMEOUT_S)
             except queue.Empty:
                 raise TimeoutError("no answer from the core") from None
-            elapsed = sent - self._started
-            if what == "end":
+            elapsed = item.at - self._started
+            if item.what == "end":
                 self.turn.complete_s = elapsed
                 break
-            if what == "chunk":
-                self.turn.arrivals.append(Arrival(elapsed, text))
+            if item.what == "chunk":
+                self.turn.arrivals.append(Arrival(elapsed, item.text))
+                continue
+            if item.what == "buttons":
+                self.turn.buttons = item.buttons
                 continue
             if self.turn.first_text_s is None:
                 self.turn.first_text_s = elapsed
-            yield text
+            yield item.text
         self._job.result(ANSWER_TIMEOUT_S)  # surfaces a crash of the job

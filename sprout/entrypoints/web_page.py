@@ -41,6 +41,11 @@ CSS = """<style>
 .sprout-telegram {background:#c8d9e8} .sprout-telegram .sprout-bubble {background:#effdde}
 .sprout-hold {background:#fff3c4}
 .sprout-time {position:absolute;right:8px;bottom:2px;font-size:10px;color:#667}
+.sprout-quick {margin:-2px 0 6px 0} .sprout-reply {background:#fff;border-radius:8px;
+  margin:3px 0;padding:7px;text-align:center;color:#027eb5;font-weight:500}
+.sprout-keyboard {display:flex;gap:4px;margin:-2px 0 6px 0}
+.sprout-key {flex:1;background:rgba(0,0,0,.25);color:#fff;border-radius:8px;padding:6px;
+  text-align:center}
 </style>"""
 
 
@@ -94,21 +99,53 @@ def _index(options: list[str], value: str) -> int:
 
 
 def _chat(core: WebCore, user_id: str, turns: list[WebTurn]) -> None:
+    """The conversation, the last answer's buttons under it, and the answer to what was just
+    asked: a question typed, or a button tapped (its label and payload, as on WhatsApp)."""
+    under_last = None
     for turn in turns:
         with st.chat_message("user"):
             st.markdown(turn.user_text)
         with st.chat_message("assistant"):
             st.markdown(hard_breaks(turn.answer_text))
             st.caption(_timing(turn))
+            under_last = st.empty()
     question = st.chat_input("Ask Sprout, e.g. “explain why the sky is blue”")
-    if question:
-        with st.chat_message("user"):
-            st.markdown(question)
-        with st.chat_message("assistant"):
-            answer = core.ask(user_id, question)
-            st.write_stream(stream_hard_breaks(answer))
-            st.caption(_timing(answer.turn))
+    tapped: tuple[str, str] | None = st.session_state.pop("tapped", None)
+    asked = (question, "") if question else tapped
+    if asked is None:
+        if under_last is not None:
+            with under_last.container():
+                _buttons(turns[-1], len(turns))
+        return
+    text, payload = asked
+    with st.chat_message("user"):
+        st.markdown(text)
+    with st.chat_message("assistant"):
+        answer = core.ask(user_id, text, payload)
+        st.write_stream(stream_hard_breaks(answer))
+        st.caption(_timing(answer.turn))
         turns.append(answer.turn)
+        _buttons(answer.turn, len(turns))
+
+
+def _buttons(turn: WebTurn, number: int) -> None:
+    """The tap-to-reply buttons under answer `number`, as the messaging channels show them
+    (none under fixed texts, safeguarding help or apologies: the core sends none)."""
+    if turn.buttons is None:
+        return
+    row = st.container(horizontal=True)
+    for button in turn.buttons.options:
+        row.button(
+            button.label,
+            key=f"tap-{number}-{button.payload}",
+            on_click=_tap,
+            args=(button.label, button.payload),
+        )
+
+
+def _tap(label: str, payload: str) -> None:
+    """A button was tapped: the next run sends its label with its payload."""
+    st.session_state.tapped = (label, payload)
 
 
 def _timing(turn: WebTurn) -> str:
@@ -164,15 +201,17 @@ def _chart(rendering: Rendering) -> dict[str, Any]:
     }
 
 
-def _export(turns: list[WebTurn]) -> None:
+def _export(core: WebCore, user_id: str, turns: list[WebTurn]) -> None:
     if not turns:
         st.info("Nothing to export yet.")
         return
-    st.dataframe(export_rows(turns), hide_index=True)
+    ratings = core.ratings(user_id)
+    st.dataframe(export_rows(turns, ratings), hide_index=True)
     left, right = st.columns(2)
-    left.download_button("Download CSV", export_csv(turns), "sprout-session.csv", "text/csv")
+    csv = export_csv(turns, ratings)
+    left.download_button("Download CSV", csv, "sprout-session.csv", "text/csv")
     right.download_button(
-        "Download JSON", export_json(turns), "sprout-session.json", "application/json"
+        "Download JSON", export_json(turns, ratings), "sprout-session.json", "application/json"
     )
 
 
@@ -197,7 +236,7 @@ def main() -> None:
     with compare:
         _compare(core, user_id, turns)
     with export:
-        _export(turns)
+        _export(core, user_id, turns)
 
 
 main()

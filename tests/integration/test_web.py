@@ -93,11 +93,36 @@ def test_compare_view_shows_the_whatsapp_channels_bubbles(page: AppTest) -> None
     found = [re.sub(r"</?(b|i|s|code)>", lambda m: markers[m[1]], text) for text in found]
     bubbles = [html.unescape(text.replace("<br>", "\n")) for text in found]
     expected = [chunk.text for chunk in chunk_markdown(ANSWER, WHATSAPP)]
-    assert len(expected) > 1
-    assert bubbles == expected
+    assert len(expected) > 1 and utf16_len(expected[-1]) > 1024
+    # Too long for a quick reply's body: the buttons come under a short line of their own.
+    assert bubbles == [*expected, "Reply *tell me more*, 👍 or 👎"]
     assert all(utf16_len(bubble) <= 1600 for bubble in bubbles)
     assert any("sprout-telegram" in m.value for m in page.markdown)
     assert any("time to first visible text" in m.value for m in page.markdown)
+
+
+def _quick_replies(phone: str) -> list[str]:
+    """The quick-reply buttons under the last bubble of a WhatsApp rendering."""
+    after_last_bubble = phone.rsplit('<span class="sprout-time">', 1)[1]
+    return re.findall(r'<div class="sprout-reply">(.*?)</div>', after_last_bubble)
+
+
+def test_compare_view_shows_the_buttons_each_channel_shows(
+    page: AppTest, model: FakeOpenAI
+) -> None:
+    model.set_reply("The moon is a ball lit by the sun on one side. 🌙")
+    _ask(page, "explain the moon")
+    [whatsapp] = [m.value for m in page.markdown if "sprout-whatsapp" in m.value]
+    [telegram] = [m.value for m in page.markdown if "sprout-phone sprout-telegram" in m.value]
+    assert whatsapp.count("sprout-bubble") == 1, "a short answer carries its buttons itself"
+    assert _quick_replies(whatsapp) == ["Tell me more", "👍", "👎"]
+    keys = re.findall(r'<span class="sprout-key">(.*?)</span>', telegram)
+    assert keys == ["Tell me more", "👍", "👎"]
+    assert telegram.index("sprout-keyboard") > telegram.rindex("sprout-bubble")
+    _ask(page, "help")
+    phones = [m.value for m in page.markdown if '<div class="sprout-phone' in m.value]
+    assert len(phones) == 2
+    assert not any('class="sprout-reply' in p or 'class="sprout-key' in p for p in phones)
 
 
 def test_export_contains_the_turns(page: AppTest) -> None:
@@ -111,6 +136,70 @@ def test_export_contains_the_turns(page: AppTest) -> None:
         "Download CSV",
         "Download JSON",
     ]
+
+
+def _taps(app: AppTest) -> list[str]:
+    """The labels of the tap-to-reply buttons on the page."""
+    return [button.label for button in app.button if str(button.key).startswith("tap-")]
+
+
+def _tap(app: AppTest, label: str) -> None:
+    [button] = [b for b in app.button if str(b.key).startswith("tap-") and b.label == label]
+    button.click().run()
+    assert not app.exception, app.exception
+
+
+def _said(app: AppTest) -> str:
+    return "\n".join(markdown.value for markdown in app.markdown)
+
+
+def test_the_last_answer_has_the_messaging_channels_buttons(
+    page: AppTest, model: FakeOpenAI
+) -> None:
+    _ask(page)
+    assert _taps(page) == ["Tell me more", "👍", "👎"]
+    _tap(page, "Tell me more")
+    assert len(model.requests) == 2, "a tap asks the model, as on WhatsApp"
+    assert "Tell me more" in [markdown.value for markdown in page.markdown]
+    assert _taps(page) == ["Tell me more", "👍", "👎"], "under the new answer only"
+    _tap(page, "👍")
+    assert "Thanks! 🌱" in _said(page) and len(model.requests) == 2
+    assert _taps(page) == [], "no buttons under a fixed text"
+    _ask(page, "help")
+    assert _taps(page) == []
+
+
+def test_another_idea_after_the_list_of_activities(page: AppTest, model: FakeOpenAI) -> None:
+    model.set_reply("**Games**\n**Dino stomp**\nStomp and count.\n\n**Fossil dig**\nDig.")
+    _ask(page, "Activities dinosaurs")
+    assert "Fossil dig" in _said(page), "the web page keeps the whole list"
+    assert _taps(page) == ["Another idea", "👍", "👎"]
+    _tap(page, "Another idea")
+    asked = model.requests[-1]["messages"]
+    assert "- Dino stomp" in asked[0]["content"], "one more idea, unlike those listed"
+    assert asked[-1]["content"].endswith("dinosaurs")
+    assert _taps(page) == ["Another idea", "👍", "👎"]
+
+
+def test_a_safeguarding_answer_has_no_buttons(page: AppTest) -> None:
+    _ask(page, "I think I have postnatal depression and I can't cope")
+    assert "116 123" in _said(page)
+    assert _taps(page) == []
+
+
+def test_thumbs_down_asks_what_would_be_better_and_the_export_has_it(
+    page: AppTest, model: FakeOpenAI
+) -> None:
+    _ask(page)
+    _tap(page, "👎")
+    assert "What would have been better?" in _said(page)
+    _ask(page, "A shorter answer")
+    assert "Thank you, that helps make Sprout better." in _said(page)
+    assert len(model.requests) == 1, "the comment is kept, not answered"
+    table = page.dataframe[0].value
+    assert list(table["user_text"]) == [QUESTION, "👎", "A shorter answer"]
+    assert list(table["feedback"]) == ["down", "", ""]
+    assert list(table["feedback_comment"]) == ["A shorter answer", "", ""]
 
 
 def test_the_sidebar_saves_the_profile(page: AppTest) -> None:
@@ -174,6 +263,15 @@ def test_a_real_browser_shows_the_answer(web_server: str) -> None:
             tab.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
             tab.get_by_role("tab", name="Compare channels").click()
             expect(tab.locator(".sprout-whatsapp .sprout-bubble").first).to_be_visible()
+            expect(tab.locator(".sprout-whatsapp .sprout-reply")).to_have_text(
+                ["Tell me more", "👍", "👎"]
+            )
+            expect(tab.locator(".sprout-telegram .sprout-key")).to_have_count(3)
             tab.screenshot(path=str(ARTIFACTS / "web-compare.png"), full_page=True)
+            tab.get_by_role("tab", name="Chat").click()
+            chat = tab.get_by_role("tabpanel", name="Chat")
+            chat.get_by_role("button", name="👍").click()
+            expect(chat.get_by_text("Thanks! 🌱")).to_be_visible(timeout=30_000)
+            expect(chat.get_by_role("button", name="👍")).to_have_count(0)
         finally:
             browser.close()

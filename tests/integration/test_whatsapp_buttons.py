@@ -71,7 +71,7 @@ def test_an_activity_is_one_message_with_three_buttons_and_another_is_different(
     assert menu.content_sid is None, "no buttons on a fixed text"
 
 
-def test_a_thumbs_up_is_thanked_counted_and_exported(
+def test_ratings_are_thanked_counted_and_exported_with_a_comment(
     sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
 ) -> None:
     fake_openai.set_reply(STOMP)
@@ -81,8 +81,12 @@ def test_a_thumbs_up_is_thanked_counted_and_exported(
     thanks = fake_twilio.wait_for_messages(2, timeout=10)[-1]
     assert thanks.body.startswith("Thanks") and thanks.content_sid is None
     sprout.send("👎🏽")  # typed works too
-    fake_twilio.wait_for_messages(3, timeout=10)
-    assert len(fake_openai.requests) == 1, "a rating is not a question for the model"
+    question = fake_twilio.wait_for_messages(3, timeout=10)[-1]
+    assert "What would have been better?" in question.body and question.content_sid is None
+    sprout.send("Fewer things to buy, please")
+    noted = fake_twilio.wait_for_messages(4, timeout=10)[-1]
+    assert noted.body.startswith("Thank you")
+    assert len(fake_openai.requests) == 1, "neither a rating nor its comment is a question"
     metrics = httpx.get(f"{sprout.url}/metrics", timeout=10).text
     assert 'sprout_feedback_total{kind="activities",rating="up"} 1.0' in metrics
     assert 'sprout_feedback_total{kind="activities",rating="down"} 1.0' in metrics
@@ -94,6 +98,7 @@ def test_a_thumbs_up_is_thanked_counted_and_exported(
     ).stdout  # fmt: skip
     first = json.loads(exported)[0]
     assert first["kind"] == "activities" and first["feedback"] == "up down"
+    assert first["feedback_comment"] == "Fewer things to buy, please"
     assert USER.split(":")[1] not in exported
 
 

@@ -11,7 +11,7 @@ from sprout.core.llm import StreamItem, Tools
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming
 from sprout.core.prompts import ChatMessage, Prompts
 from sprout.core.routing import Intent, route
-from sprout.core.specs import WHATSAPP
+from sprout.core.specs import WEB_STREAMING, WHATSAPP
 from sprout.core.store import Store
 from tests.unit.doubles import ButtonRecorder, FakeIndicator, FakeLLM
 
@@ -116,3 +116,46 @@ async def test_a_long_answer_is_not_held_back_for_its_buttons(
     under_last = sender.buttons.get(len(sender.sent) - 1)
     shown = [under_last] if under_last else sender.alone
     assert shown == [(MORE, UP, DOWN)]
+
+
+LIST = "**Games**\n**Dino stomp**\nStomp and count.\n\n**Fossil dig**\nDig in sand."
+
+
+async def test_another_idea_after_a_whole_list_is_one_new_idea_on_its_topic(
+    store: Store, prompts: Prompts
+) -> None:
+    """Where activities come as a whole list (the web page), the list's topic is filed too,
+    so "Another idea" is one idea on it, unlike those listed."""
+    sender, model = ButtonRecorder(), FakeLLM(LIST)
+    bot = Bot(model, prompts, store, BotConfig(retry_wait_s=0))
+    delivery = Delivery(store, bot, {"web": Channel(WEB_STREAMING, sender, buttons=sender)})
+    for n, (text, payload) in enumerate([("Activities dinosaurs", ""), ("Otra idea", ANOTHER)]):
+        incoming = Incoming("web", "web:1", text, f"m{n}", payload=payload)
+        inbound = await store.record_inbound(incoming)
+        assert inbound is not None
+        await delivery.run(inbound)
+    listed, another = model.requests
+    assert "Conversations" in listed[0]["content"], "the whole list was asked for first"
+    assert "- Dino stomp\n" in another[0]["content"] and "- Fossil dig\n" in another[0]["content"]
+    assert another[-1]["content"].endswith("dinosaurs")
+    assert prompts.text("activities_empty") not in sender.sent
+
+
+async def test_where_buttons_show_apart_no_message_waits_for_them(
+    store: Store, prompts: Prompts
+) -> None:
+    """The web page shows the buttons under the answer whichever message brings them: each
+    block goes as soon as it is written (its time is what the page measures)."""
+    answer = "\n\n".join(f"Part {n}: " + "Rain falls. " * 15 for n in range(1, 4))
+    model = CountingLLM(answer, delay_s=0.01)
+    sender = Watching(model=model)
+    channel = Channel(WEB_STREAMING, sender, buttons=sender, buttons_apart=True)
+    bot = Bot(model, prompts, store, BotConfig(retry_wait_s=0))
+    inbound = await store.record_inbound(Incoming("web", "web:1", "Explain rain", "m1"))
+    assert inbound is not None
+    await Delivery(store, bot, {"web": channel}).run(inbound)
+    assert len(sender.sent) == 3
+    first_block_words = len(sender.sent[0].split())
+    assert sender.written_at_send[0] < first_block_words + 15, "not held for the next block"
+    under_last = sender.buttons.get(len(sender.sent) - 1)
+    assert ([under_last] if under_last else sender.alone) == [(MORE, UP, DOWN)]

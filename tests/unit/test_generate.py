@@ -2,7 +2,7 @@
 
 from sprout.core.chunking import Chunk
 from sprout.core.decide import ForModel
-from sprout.core.generate import Generate, ModelLimits, idea_title
+from sprout.core.generate import Generate, ModelLimits, idea_title, idea_titles
 from sprout.core.messages import Incoming
 from sprout.core.profile import Profile
 from sprout.core.prompts import Prompts
@@ -117,7 +117,8 @@ async def test_the_whole_list_and_the_list_style_use_the_list_prompt(
             language="the same language as the user's message",
         )[0]["content"]
     ] * 2
-    assert await store.ideas("whatsapp:+447700900001", "dinosaurs") == []
+    # Filed all the same, so "another idea" continues the topic with one not listed.
+    assert await store.ideas("whatsapp:+447700900001", "dinosaurs") == ["Dino stomp"] * 2
 
 
 def test_an_ideas_title_is_its_first_bold_or_heading_line() -> None:
@@ -126,3 +127,13 @@ def test_an_ideas_title_is_its_first_bold_or_heading_line() -> None:
     assert idea_title("Here is one:\n**Egg hunt:** hide eggs") == "Egg hunt"
     assert idea_title("Just words") == "Just words"
     assert idea_title("") is None
+
+
+def test_a_lists_ideas_are_its_names_not_its_section_titles() -> None:
+    listed = (
+        "**Conversations**\n**Dino talk**\nAsk what dinosaurs ate.\nAreas: Communication\n\n"
+        "## Games and crafts\n1. **Dino stomp**\nStomp and count.\n- **Fossil dig**:\n"
+        "**You need:** sand and a brush"
+    )
+    assert idea_titles(listed) == ["Dino talk", "Dino stomp", "Fossil dig"]
+    assert idea_titles("Just a sentence.\nAnother.") == ["Just a sentence."]

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, Table, func, select, text
+from sqlalchemy import Connection, MetaData, Table, func, inspect, select, text
 
 from sprout.core.messages import Incoming
 from sprout.core.store import Store
@@ -208,3 +209,24 @@ def test_the_alembic_command_finds_nothing_left_to_generate(tmp_path: Path) -> N
         )
         assert done.returncode == 0, done.stderr
     assert "No new upgrade operations detected" in done.stdout + done.stderr
+
+
+def _feedback_columns(connection: Connection) -> set[str]:
+    return {column["name"] for column in inspect(connection).get_columns("feedback")}
+
+
+def _down_to(revision: str) -> Callable[[Connection], None]:
+    def down(connection: Connection) -> None:
+        alembic_command.downgrade(alembic_config(connection), revision)
+
+    return down
+
+
+async def test_the_feedback_comment_column_can_be_taken_back_out(fresh_store: Store) -> None:
+    await fresh_store.create_schema()
+    assert "comment" in await _run(fresh_store, _feedback_columns)
+    async with fresh_store.engine.begin() as connection:
+        await connection.run_sync(_down_to("0004"))
+    assert "comment" not in await _run(fresh_store, _feedback_columns)
+    await fresh_store.create_schema()
+    assert await _run(fresh_store, _differences) == []

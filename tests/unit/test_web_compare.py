@@ -22,9 +22,10 @@ from sprout.channels.web.compare import (
     whatsapp_html,
     whatsapp_rendering,
 )
+from sprout.core.buttons import DOWN, MORE, UP, Button, Buttons, Offer
 from sprout.core.chunking import chunk_markdown
 from sprout.core.messages import utf16_len
-from sprout.core.specs import WEB, WHATSAPP
+from sprout.core.specs import WEB, WHATSAPP, WHATSAPP_QUICK_REPLY_MAX
 
 PARAGRAPHS = [
     f"Paragraph {n} is about **rain** 🌧️ and why puddles form. " + "Water falls down. " * 30
@@ -130,3 +131,39 @@ def test_the_web_answer_keeps_its_line_breaks() -> None:
     assert hard_breaks(answer) == expected
     pieces = [answer[i : i + 3] for i in range(0, len(answer), 3)]
     assert "".join(stream_hard_breaks(pieces)) == expected
+
+
+def _buttons(first: str = "<b>Tell</b> me more") -> Buttons:
+    options = (Button(MORE, first), Button(UP, "👍"), Button(DOWN, "👎"))
+    return Buttons(Offer.EXPLANATION, "en", options, "Reply *tell me more*, 👍 or 👎")
+
+
+def test_buttons_show_under_the_last_message_as_each_app_shows_them() -> None:
+    short = WebTurn("q", datetime.now(UTC), [Arrival(0.1, "The moon is a ball.")], 0.2)
+    short.buttons = _buttons()
+    whatsapp = bubbles_html(whatsapp_rendering(short, 5.0, "…"), "sprout-whatsapp")
+    replies = re.findall(r'<div class="sprout-reply">(.*?)</div>', whatsapp)
+    assert replies == ["&lt;b&gt;Tell&lt;/b&gt; me more", "👍", "👎"], "labels escaped"
+    assert whatsapp.index("sprout-quick") > whatsapp.rindex("sprout-bubble")
+    telegram = bubbles_html(telegram_rendering(short), "sprout-telegram", strip_tags=True)
+    assert len(re.findall(r'<span class="sprout-key">', telegram)) == 3
+    short.buttons = None
+    assert "sprout-quick" not in bubbles_html(whatsapp_rendering(short, 5.0, "…"), "x")
+
+
+def test_a_last_message_too_long_for_a_quick_reply_gets_its_buttons_after_it() -> None:
+    turn = _turn()
+    turn.buttons = _buttons()
+    rendering = whatsapp_rendering(turn, 5.0, "…")
+    assert utf16_len(rendering.messages[-2]) > WHATSAPP_QUICK_REPLY_MAX
+    assert rendering.messages[-1] == "Reply *tell me more*, 👍 or 👎"
+    assert rendering.buttons == turn.buttons
+    assert len(telegram_rendering(turn).messages) == 1, "Telegram keeps them on its message"
+
+
+def test_telegram_sentences_continue_their_paragraph() -> None:
+    """Telegram's message grows sentence by sentence, as the Telegram sender joins them."""
+    turn = _turn(step=0.1)
+    [message] = telegram_rendering(turn).messages
+    assert "Water falls down. Water falls down." in message
+    assert message.count("\n\n") == len(PARAGRAPHS) - 1

@@ -12,14 +12,15 @@ import html
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sprout.core.buttons import Buttons
 from sprout.core.chunking import Chunker
 from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, utf16_len
-from sprout.core.specs import TELEGRAM_STREAMING, WHATSAPP
+from sprout.core.specs import TELEGRAM_STREAMING, WHATSAPP, WHATSAPP_QUICK_REPLY_MAX
 
 TELEGRAM_EDIT_INTERVAL_S = 1.0  # TelegramSender paces its requests to about one a second
 _TAG = re.compile(r"<[^<>]*>")
@@ -43,15 +44,26 @@ class Arrival:
     text: str
 
 
+@dataclass(frozen=True)
+class Rating:
+    """A 👍 ("up") or 👎 ("down") given to an answer, and what the parent wrote after a 👎."""
+
+    rating: str
+    comment: str | None = None
+
+
 @dataclass
 class WebTurn:
-    """A question asked on the page and its answer's measured timeline."""
+    """A question asked on the page and its answer's measured timeline. `message_id`: the
+    question's id in the store; `buttons`: the tap-to-reply buttons under the answer."""
 
     user_text: str
     sent_at: datetime
     arrivals: list[Arrival] = field(default_factory=list)
     complete_s: float | None = None
     first_text_s: float | None = None  # the first words on screen (the page shows them live)
+    message_id: str = ""
+    buttons: Buttons | None = None
 
     @property
     def answer_text(self) -> str:
@@ -69,6 +81,7 @@ class Piece:
     at_s: float
     text: str
     hold: bool = False
+    joint: str = BLOCK_SEPARATOR  # what joins it to the piece before in one growing message
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,7 @@ class Rendering:
     pieces: tuple[Piece, ...]
     complete_s: float | None
     first_visible_s: float | None = None  # when text shows before the first piece (live text)
+    buttons: Buttons | None = None  # the tap-to-reply buttons under the last message
 
     @property
     def first_s(self) -> float | None:
@@ -112,11 +126,10 @@ def replay(turn: WebTurn, spec: ChannelSpec) -> list[Piece]:
     chunker = Chunker(spec, spec.first_min, spec.min_len)
     pieces: list[Piece] = []
     for arrival in turn.arrivals:
-        pieces += [
-            Piece(arrival.at_s, c.text) for c in chunker.feed(arrival.text + BLOCK_SEPARATOR)
-        ]
+        chunks = chunker.feed(arrival.text + BLOCK_SEPARATOR)
+        pieces += [Piece(arrival.at_s, c.text, joint=c.joint) for c in chunks]
     end = turn.complete_s if turn.complete_s is not None else _last(turn)
-    pieces += [Piece(end, chunk.text) for chunk in chunker.finish()]
+    pieces += [Piece(end, chunk.text, joint=chunk.joint) for chunk in chunker.finish()]
     return pieces
 
 
@@ -137,8 +150,13 @@ def whatsapp_rendering(turn: WebTurn, hold_after_s: float, hold_text: str) -> Re
     first_ready = pieces[0].at_s if pieces else (turn.complete_s or 0.0)
     if first_ready > hold_after_s:
         pieces.insert(0, Piece(hold_after_s, hold_text, hold=True))
+    buttons = turn.buttons if pieces else None
+    if buttons is not None and utf16_len(pieces[-1].text) > WHATSAPP_QUICK_REPLY_MAX:
+        # Too long for a quick reply's body: the buttons follow under their hint.
+        pieces.append(Piece(pieces[-1].at_s, buttons.hint))
     complete = pieces[-1].at_s if pieces else turn.complete_s
-    return Rendering("whatsapp", tuple(p.text for p in pieces), tuple(pieces), complete)
+    messages = tuple(p.text for p in pieces)
+    return Rendering("whatsapp", messages, tuple(pieces), complete, buttons=buttons)
 
 
 def telegram_rendering(turn: WebTurn, interval_s: float = TELEGRAM_EDIT_INTERVAL_S) -> Rendering:
@@ -151,23 +169,23 @@ def telegram_rendering(turn: WebTurn, interval_s: float = TELEGRAM_EDIT_INTERVAL
     i = 0
     while i < len(ready):
         taken_at = ready[i].at_s if last_request is None else max(ready[i].at_s, last_request)
-        batch = [ready[i].text]
+        joint, text = ready[i].joint, ready[i].text
         i += 1
         while i < len(ready) and ready[i].at_s <= taken_at:
-            batch.append(ready[i].text)
+            text += ready[i].joint + ready[i].text  # a sentence continues its paragraph
             i += 1
         sent_at = taken_at if last_request is None else max(taken_at, last_request + interval_s)
-        text = BLOCK_SEPARATOR.join(batch)
-        if messages and utf16_len(messages[-1] + BLOCK_SEPARATOR + text) <= (
+        if messages and utf16_len(messages[-1] + joint + text) <= (
             TELEGRAM_STREAMING.max_len or 0
         ):
-            messages[-1] += BLOCK_SEPARATOR + text
+            messages[-1] += joint + text
         else:
             messages.append(text)
         pieces.append(Piece(sent_at, messages[-1]))
         last_request = sent_at
     complete = pieces[-1].at_s if pieces else turn.complete_s
-    return Rendering("telegram", tuple(messages), tuple(pieces), complete)
+    buttons = turn.buttons if messages else None  # an inline keyboard on the final message
+    return Rendering("telegram", tuple(messages), tuple(pieces), complete, buttons=buttons)
 
 
 def whatsapp_html(text: str) -> str:
@@ -213,7 +231,21 @@ def bubbles_html(rendering: Rendering, css_class: str, strip_tags: bool = False)
             f'<div class="sprout-bubble{hold}">{body}'
             f'<span class="sprout-time">{piece.at_s:.2f} s</span></div>'
         )
+    bubbles.append(buttons_html(rendering))
     return f'<div class="sprout-phone {css_class}">{"".join(bubbles)}</div>'
+
+
+def buttons_html(rendering: Rendering) -> str:
+    """The buttons under the last message as the app shows them: WhatsApp's quick replies
+    one under another below the bubble, Telegram's inline keyboard as one row of keys."""
+    if rendering.buttons is None:
+        return ""
+    labels = [html.escape(button.label) for button in rendering.buttons.options]
+    if rendering.channel == "telegram":
+        keys = "".join(f'<span class="sprout-key">{label}</span>' for label in labels)
+        return f'<div class="sprout-keyboard">{keys}</div>'
+    replies = "".join(f'<div class="sprout-reply">{label}</div>' for label in labels)
+    return f'<div class="sprout-quick">{replies}</div>'
 
 
 def _message_pieces(rendering: Rendering) -> list[Piece]:
@@ -233,8 +265,15 @@ def timeline_rows(rendering: Rendering) -> list[dict[str, Any]]:
     ]
 
 
-def export_rows(turns: Sequence[WebTurn]) -> list[dict[str, Any]]:
-    """One row per turn: what the CSV holds (the JSON adds each chunk's timing)."""
+Ratings = Mapping[str, Sequence[Rating]]
+"""The 👍/👎 given to answers, by the id of the question each answer answered."""
+
+
+def export_rows(turns: Sequence[WebTurn], ratings: Ratings | None = None) -> list[dict[str, Any]]:
+    """One row per turn: what the CSV holds (the JSON adds each chunk's timing). `feedback`:
+    the ratings given to the turn's answer ("up", "down"), as `sprout export` has them, and
+    `feedback_comment` what was written after a 👎."""
+    ratings = ratings or {}
     return [
         {
             "turn": index,
@@ -244,6 +283,10 @@ def export_rows(turns: Sequence[WebTurn]) -> list[dict[str, Any]]:
             "first_chunk_s": _rounded(turn.first_chunk_s),
             "complete_s": _rounded(turn.complete_s),
             "chunks": len(turn.arrivals),
+            "feedback": " ".join(r.rating for r in ratings.get(turn.message_id, ())),
+            "feedback_comment": " | ".join(
+                r.comment for r in ratings.get(turn.message_id, ()) if r.comment
+            ),
         }
         for index, turn in enumerate(turns, start=1)
     ]
@@ -253,8 +296,8 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def export_csv(turns: Sequence[WebTurn]) -> str:
-    rows = export_rows(turns)
+def export_csv(turns: Sequence[WebTurn], ratings: Ratings | None = None) -> str:
+    rows = export_rows(turns, ratings)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(_FIELDS))
     writer.writeheader()
@@ -262,11 +305,14 @@ def export_csv(turns: Sequence[WebTurn]) -> str:
     return out.getvalue()
 
 
-_FIELDS = ("turn", "user_text", "answer_text", "sent_at", "first_chunk_s", "complete_s", "chunks")
+_FIELDS = (
+    "turn", "user_text", "answer_text", "sent_at", "first_chunk_s", "complete_s", "chunks",
+    "feedback", "feedback_comment",
+)  # fmt: skip
 
 
-def export_json(turns: Sequence[WebTurn]) -> str:
-    rows = export_rows(turns)
+def export_json(turns: Sequence[WebTurn], ratings: Ratings | None = None) -> str:
+    rows = export_rows(turns, ratings)
     for row, turn in zip(rows, turns, strict=True):
         row["chunk_timings"] = [{"at_s": round(a.at_s, 3), "text": a.text} for a in turn.arrivals]
     return json.dumps({"turns": rows}, ensure_ascii=False, indent=2)

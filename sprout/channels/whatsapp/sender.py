@@ -24,6 +24,7 @@ from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming, utf16_len
 from sprout.core.ports import LOOKUP_CLOCK_SKEW, SendError
 from sprout.core.sending import retry_after_header, send_with_retries
+from sprout.core.specs import WHATSAPP_QUICK_REPLY_MAX
 
 log = get_logger(__name__)
 
@@ -31,7 +32,6 @@ TWILIO_API = "https://api.twilio.com"
 # Any of Twilio's API hosts (api., content., messaging.…twilio.com): with a base URL set, all
 # of them go there, the path kept, so one proxy or fake serves them all.
 _TWILIO_HOST = re.compile(r"https://(?:[a-z0-9-]+\.)*twilio\.com(?=/|$)")
-QUICK_REPLY_MAX = 1024  # the most a quick-reply body holds
 MAX_RETRY_AFTER_S = 30.0  # Twilio asks for seconds, not minutes: longer means something is off
 RECENT = 20  # messages to look back through when settling an interrupted send
 
@@ -128,7 +128,7 @@ class TwilioSender:
         content_sid = await self._quick_replies.sid(buttons) if self._quick_replies else None
         if content_sid is None:
             return await self._then_hint(incoming, text, buttons.hint)
-        if utf16_len(text) > QUICK_REPLY_MAX:
+        if utf16_len(text) > WHATSAPP_QUICK_REPLY_MAX:
             sid = await self.send(incoming, text)
             await self._buttons_alone(incoming, content_sid, buttons.hint)
             return sid
