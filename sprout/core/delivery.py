@@ -56,7 +56,7 @@ JOB_ATTEMPTS = 3
 # How long a message waits to learn whether it is the answer's last (then it carries the
 # buttons): an answer's last message comes as the model ends, so the end follows at once;
 # one written mid-answer goes after this, and the buttons come on their own at the end.
-LAST_MESSAGE_WAIT_S = 0.3
+LAST_MESSAGE_WAIT_S = 0.1
 
 
 @dataclass(frozen=True)
