@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
-from sprout.core.buttons import OFFERS, Buttons, buttons_for
+from sprout.core.buttons import FIXED_OFFERS, OFFERS, Buttons, buttons_for
 from sprout.core.chunking import Chunk
 from sprout.core.decide import Decide, Decision, Fixed, ForModel, Limits
 from sprout.core.events import SafetyEvents, uncovered_event
@@ -87,15 +87,19 @@ class Answer:
     def may_offer(self) -> bool:
         """Whether the answer may end with buttons (the model writes it): its last message
         then waits until it is known to be the last."""
+        if isinstance(self._decision, Fixed):
+            return self._decision.kind in FIXED_OFFERS
         return isinstance(self._decision, ForModel) and self._decision.kind in OFFERS
 
     @property
     def offer(self) -> str | None:
         """The kind of answer whose buttons it ends with, once iterated: none after a fixed
         text (an apology, a confirmation) or a held answer."""
-        if not self.may_offer or self._last is None or self._last.fixed:
+        if not self.may_offer or self._last is None:
             return None
-        return self.kind
+        if isinstance(self._decision, Fixed):
+            return self._decision.kind
+        return None if self._last.fixed else self.kind
 
     @property
     def concern(self) -> Concern | None:

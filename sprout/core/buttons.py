@@ -18,6 +18,7 @@ ANOTHER = "sprout:another"
 MORE = "sprout:more"
 UP = "sprout:up"
 DOWN = "sprout:down"
+IDEAS = "sprout:ideas"  # yes to a regular idea, every morning
 THUMBS = {UP: "👍", DOWN: "👎"}
 
 
@@ -26,10 +27,14 @@ class Offer(enum.Enum):
 
     ACTIVITY = "activity"
     EXPLANATION = "explanation"
+    IDEAS = "ideas"  # one button: an idea every morning
 
 
 # Which answers get which buttons, by the answer's kind.
 OFFERS = {"activities": Offer.ACTIVITY, "explain": Offer.EXPLANATION, "chat": Offer.EXPLANATION}
+# The fixed texts that end with a button: the thanks for a 👍, to a family without regular
+# ideas, offers them.
+FIXED_OFFERS = {"thanks_ideas": Offer.IDEAS}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class Buttons:
 
 def buttons(offer: Offer, prompts: Prompts, language: str | None) -> Buttons:
     language = language if language and prompts.has_language(language) else DEFAULT_LANGUAGE
+    if offer is Offer.IDEAS:
+        ideas = Button(IDEAS, prompts.text("button_ideas", language))
+        return Buttons(offer, language, (ideas,), prompts.text("buttons_hint_ideas", language))
     if offer is Offer.ACTIVITY:
         first, hint = Button(ANOTHER, prompts.text("button_another", language)), "buttons_hint"
     else:
@@ -61,5 +69,5 @@ def buttons(offer: Offer, prompts: Prompts, language: str | None) -> Buttons:
 
 def buttons_for(kind: str | None, prompts: Prompts, language: str | None) -> Buttons | None:
     """The buttons for an answer of `kind`, or None for one that gets none."""
-    offer = OFFERS.get(kind or "")
+    offer = OFFERS.get(kind or "") or FIXED_OFFERS.get(kind or "")
     return buttons(offer, prompts, language) if offer is not None else None

@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sprout.core.buttons import DOWN, OFFERS, UP
+from sprout.core.buttons import DOWN, IDEAS, OFFERS, UP
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.metrics import FEEDBACK
 from sprout.core.nudging import is_nudge
 from sprout.core.privacy import FORGOTTEN, Forgetting
-from sprout.core.programme import Programme
+from sprout.core.programme import Programme, Reply
 from sprout.core.prompts import Prompts
 from sprout.core.ratelimit import RateLimit, Verdict
 from sprout.core.routing import Intent, Route, route
@@ -170,7 +170,11 @@ class Decide:
                 return "activities_empty", {}
             case Intent.FEEDBACK:
                 await self._feedback(turn, request.argument)
-                return FEEDBACK_QUESTION if request.argument == DOWN else "feedback_thanks", {}
+                if request.argument == DOWN:
+                    return FEEDBACK_QUESTION, {}
+                # A family who liked an idea and gets none by itself is offered them.
+                liked = await self._programme.subscribed(user)
+                return "feedback_thanks" if liked else "thanks_ideas", {}
         return None, {}
 
     async def _feedback(self, turn: Turn, payload: str) -> None:
@@ -202,9 +206,15 @@ class Decide:
         }
 
     async def _ideas(self, turn: Turn, language: str | None) -> Fixed | None:
-        """Asking for regular ideas, or changing them ("pause ideas"), in plain words."""
-        incoming = turn.incoming
-        reply = await self._programme.answer(
-            turn.user, incoming.channel, incoming.text, incoming.received_at, language
-        )
+        """Asking for regular ideas, or changing them ("pause ideas"), in plain words or with
+        the button offering them."""
+        incoming, programme = turn.incoming, self._programme
+        reply: Reply | None
+        if incoming.payload == IDEAS:
+            when = incoming.received_at
+            reply = await programme.every_morning(turn.user, incoming.channel, when, language)
+        else:
+            reply = await programme.answer(
+                turn.user, incoming.channel, incoming.text, incoming.received_at, language
+            )
         return None if reply is None else Fixed(reply[0], reply[2], reply[1])

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from sprout.core.cadence import UK_TIME, Cadence, next_due, zone_of_number, zone_of_place
-from sprout.core.nudge_words import Change, Subscribe, language_of, read
+from sprout.core.cadence import EVERY_DAY, UK_TIME, Cadence, next_due, zone_of_number, zone_of_place
+from sprout.core.nudge_words import DEFAULT_TIME, Change, Subscribe, language_of, read
 from sprout.core.prompts import Prompts
 from sprout.core.subscriptions import Subscription, Subscriptions
 
@@ -35,16 +35,34 @@ class Programme:
         current = await self.subscriptions.get(user)
         if isinstance(asked, Subscribe):
             zone = asked.zone or (current.zone if current else None) or _zone_for(user)
-            started = Subscription(user, channel, asked.cadence, zone, None)
-            started = started.moved_on(next_due(asked.cadence, zone, now))
-            await self.subscriptions.save(started)
-            return "nudges_on", {"when": self.when(started, language)}, language
+            asking = Subscription(user, channel, asked.cadence, zone, None)
+            return await self._start(asking, now, language)
         if current is None:
             return "nudges_none", {}, language
         changed = await self._change(current, asked, now)
         if changed is None:
             return "nudges_stopped" if asked is Change.STOP else "nudges_paused", {}, language
         return "nudges_on", {"when": self.when(changed, language)}, language
+
+    async def every_morning(
+        self, user: str, channel: str, now: datetime, language: str | None
+    ) -> Reply:
+        """A tap on the button offering an idea every morning."""
+        current = await self.subscriptions.get(user)
+        zone = current.zone if current else _zone_for(user)
+        morning = Cadence(EVERY_DAY, DEFAULT_TIME)
+        return await self._start(Subscription(user, channel, morning, zone, None), now, language)
+
+    async def _start(
+        self, subscription: Subscription, now: datetime, language: str | None = None
+    ) -> Reply:
+        cadence, zone = subscription.cadence, subscription.zone
+        started = subscription.moved_on(next_due(cadence, zone, now))
+        await self.subscriptions.save(started)
+        return "nudges_on", {"when": self.when(started, language)}, language
+
+    async def subscribed(self, user: str) -> bool:
+        return await self.subscriptions.get(user) is not None
 
     async def _moved(
         self, user: str, text: str, now: datetime, language: str | None

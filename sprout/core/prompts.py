@@ -38,7 +38,8 @@ TEXT_KEYS = frozenset(
         "feedback_better", "feedback_noted",
         "nudges_on", "nudges_none", "nudges_stopped", "nudges_paused", "nudges_setting",
         "nudges_setting_off", "nudges_setting_paused", "day_names", "every_day", "on_days",
-        "and", "when", "nudge_request",
+        "and", "when", "nudge_request", "thanks_ideas", "button_ideas",
+        "buttons_hint_ideas",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset(

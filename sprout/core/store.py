@@ -745,6 +745,8 @@ _BEFORE = bindparam("before", type_=BigInteger)
 def _before(inbound_id: int) -> Any:
     """`inbound_id` as a bound BIGINT, like `_BEFORE`, for queries built per call."""
     return literal(inbound_id, BigInteger)
+
+
 _USER = select(
     _of_user(UserRow.profile),
     _of_user(UserRow.opted_out),

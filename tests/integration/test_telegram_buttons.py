@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from sprout.core.buttons import ANOTHER, DOWN, MORE, UP
+from sprout.core.buttons import ANOTHER, DOWN, IDEAS, MORE, UP
 from sprout.core.formatting import to_telegram_html
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_server import BotMessage, FakeTelegram
@@ -46,7 +46,7 @@ def test_an_activity_has_a_keyboard_and_a_tap_brings_another_idea(
 
     fake_telegram.push_tap(31, idea.message_id, UP)
     thanks = answered(fake_telegram, 31, n=3)[-1]
-    assert thanks.text.startswith("Thanks") and not thanks.keyboard
+    assert thanks.text.startswith("Thanks") and data(thanks) == [IDEAS], "regular ideas?"
     assert len(fake_openai.requests) == 2
 
 

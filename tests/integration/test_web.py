@@ -164,6 +164,9 @@ def test_the_last_answer_has_the_messaging_channels_buttons(
     assert _taps(page) == ["Tell me more", "👍", "👎"], "under the new answer only"
     _tap(page, "👍")
     assert "Thanks! 🌱" in _said(page) and len(model.requests) == 2
+    assert _taps(page) == ["💡 Every morning"], "the thanks offers regular ideas"
+    _tap(page, "💡 Every morning")
+    assert "every day at 09:00" in _said(page) and len(model.requests) == 2
     assert _taps(page) == [], "no buttons under a fixed text"
     _ask(page, "help")
     assert _taps(page) == []

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from sprout.core.buttons import ANOTHER, DOWN, MORE, UP
+from sprout.core.buttons import ANOTHER, DOWN, IDEAS, MORE, UP
 from sprout.core.formatting import to_whatsapp
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.twilio_server import FakeTwilio
@@ -79,7 +79,7 @@ def test_ratings_are_thanked_counted_and_exported_with_a_comment(
     fake_twilio.wait_for_messages(1, timeout=10)
     sprout.send("👍", payload=UP)
     thanks = fake_twilio.wait_for_messages(2, timeout=10)[-1]
-    assert thanks.body.startswith("Thanks") and thanks.content_sid is None
+    assert thanks.body.startswith("Thanks") and thanks.buttons == (IDEAS,), "regular ideas?"
     sprout.send("👎🏽")  # typed works too
     question = fake_twilio.wait_for_messages(3, timeout=10)[-1]
     assert "What would have been better?" in question.body and question.content_sid is None
@@ -158,3 +158,23 @@ def test_a_content_send_cut_off_by_a_crash_is_not_sent_twice(
     time.sleep(2.0)  # a repeat would arrive now
     assert len(fake_twilio.messages) == 1
     assert fake_twilio.lookups >= 1, "settled by asking Twilio what it has"
+
+
+def test_the_offer_after_a_thumbs_up_subscribes_with_a_tap(
+    sprout: SproutServer, fake_openai: FakeOpenAI, fake_twilio: FakeTwilio
+) -> None:
+    fake_openai.set_reply(STOMP)
+    sprout.send("Activities dinosaurs")
+    fake_twilio.wait_for_messages(1, timeout=10)
+    sprout.send("👍", payload=UP)
+    offer = fake_twilio.wait_for_messages(2, timeout=10)[-1]
+    [content] = [c for c in fake_twilio.contents if c["friendly_name"].startswith("sprout_ideas")]
+    [button] = content["types"]["twilio/quick-reply"]["actions"]
+    assert offer.buttons == (IDEAS,) and button["title"] == "💡 Every morning"
+    sprout.send("💡 Cada mañana", payload=IDEAS)  # routed by the payload, not the label
+    confirmed = fake_twilio.wait_for_messages(3, timeout=10)[-1]
+    assert "every day at 09:00 (London time)" in confirmed.body
+    assert confirmed.content_sid is None
+    sprout.send("settings")
+    shown = fake_twilio.wait_for_messages(4, timeout=10)[-1]
+    assert "Regular ideas: every day at 09:00" in shown.body

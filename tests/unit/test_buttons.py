@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from sprout.core.bot import Bot, BotConfig
-from sprout.core.buttons import ANOTHER, DOWN, MORE, UP, Buttons
+from sprout.core.buttons import ANOTHER, DOWN, IDEAS, MORE, UP, Buttons
 from sprout.core.delivery import Channel, Delivery
 from sprout.core.llm import StreamItem, Tools
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming
@@ -40,14 +40,16 @@ async def run(
         await delivery.run(inbound)
 
 
-async def test_answers_end_with_buttons_and_fixed_texts_and_ratings_do_not(
+async def test_answers_end_with_buttons_and_fixed_texts_do_not(
     store: Store, prompts: Prompts
 ) -> None:
     sender = ButtonRecorder()
     texts = ["Activities dinosaurs", "Explain rain", "👍", "help", "Another idea"]
     await run(store, prompts, texts, FakeLLM(IDEA), Channel(WHATSAPP, sender, buttons=sender))
-    assert sender.buttons == {0: (ANOTHER, UP, DOWN), 1: (MORE, UP, DOWN), 4: (ANOTHER, UP, DOWN)}
-    assert sender.sent[2] == prompts.text("feedback_thanks")
+    answers = {0: (ANOTHER, UP, DOWN), 1: (MORE, UP, DOWN), 4: (ANOTHER, UP, DOWN)}
+    # The thanks for a 👍 offers regular ideas to a family without them: one button.
+    assert sender.buttons == {**answers, 2: (IDEAS,)}
+    assert sender.sent[2] == prompts.text("thanks_ideas")
 
 
 async def test_an_apology_gets_no_buttons(store: Store, prompts: Prompts) -> None:

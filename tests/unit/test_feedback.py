@@ -62,10 +62,10 @@ async def test_the_next_message_after_a_thumbs_down_is_its_comment(
     assert rated["feedback"] == "down" and rated["feedback_comment"] == COMMENT
 
 
-async def test_a_thumbs_up_asks_nothing(store: Store, prompts: Prompts) -> None:
+async def test_a_thumbs_up_asks_for_no_comment(store: Store, prompts: Prompts) -> None:
     model = FakeLLM(IDEA)
     sender = await converse(store, prompts, model, ["Explain rain", "👍", "Explain snow"])
-    assert sender.sent[1] == prompts.text("feedback_thanks")
+    assert sender.sent[1] == prompts.text("thanks_ideas"), "only offers regular ideas"
     assert len(model.requests) == 2
     assert await comments(store) == [("up", None)]
 

@@ -6,16 +6,19 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 from sprout.core.bot import Bot
+from sprout.core.buttons import IDEAS, UP
+from sprout.core.delivery import Channel, Delivery
 from sprout.core.messages import Incoming
 from sprout.core.prompts import Prompts
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
 from sprout.core.subscriptions import Subscriptions
-from tests.unit.doubles import FakeLLM
+from tests.unit.doubles import ButtonRecorder, FakeLLM
 
 UK_PARENT = "whatsapp:+447911123456"
 SPANISH_PARENT = "whatsapp:+34612345678"
 TUESDAY_NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+IDEA = "**Leaf hunt**\nFind three different leaves together.\nAreas: Understanding the World"
 _ids = count()
 
 
@@ -127,3 +130,35 @@ async def test_a_place_in_a_question_is_part_of_the_question(
     await say(bot, "send me an idea every morning")
     await say(bot, "we're in Madrid on holiday, what can we do with a toddler there?")
     assert len(model.requests) == 1
+
+
+async def test_a_thumbs_up_offers_an_idea_every_morning_and_the_tap_subscribes(
+    prompts: Prompts, store: Store
+) -> None:
+    sender = ButtonRecorder()
+    channel = Channel(WHATSAPP, sender, buttons=sender)
+    delivery = Delivery(store, Bot(FakeLLM(IDEA), prompts, store), {"whatsapp": channel})
+
+    async def tap(text: str, payload: str = "") -> None:
+        message = Incoming(
+            "whatsapp", UK_PARENT, text, f"SM{next(_ids)}", received_at=TUESDAY_NOON,
+            payload=payload,
+        )  # fmt: skip
+        inbound = await store.record_inbound(message)
+        assert inbound is not None
+        await delivery.run(inbound)
+
+    await tap("Activities leaves")
+    await tap("👍", UP)
+    assert sender.sent[-1].startswith("Thanks! 🌱 Would you like an idea")
+    assert sender.buttons[len(sender.sent) - 1] == (IDEAS,)
+    await tap("💡 Every morning", IDEAS)
+    assert "every day at 09:00 (London time)" in sender.sent[-1]
+    assert len(sender.buttons) == 2, "no buttons under the confirmation"
+    subscription = await Subscriptions(store).get(UK_PARENT)
+    assert subscription is not None and subscription.next_due == datetime(
+        2026, 12, 2, 9, 0, tzinfo=UTC
+    )
+    await tap("Activities leaves")
+    await tap("👍", UP)
+    assert sender.sent[-1] == prompts.text("feedback_thanks"), "offered once they have them"

@@ -175,9 +175,7 @@ def telegram_rendering(turn: WebTurn, interval_s: float = TELEGRAM_EDIT_INTERVAL
             text += ready[i].joint + ready[i].text  # a sentence continues its paragraph
             i += 1
         sent_at = taken_at if last_request is None else max(taken_at, last_request + interval_s)
-        if messages and utf16_len(messages[-1] + joint + text) <= (
-            TELEGRAM_STREAMING.max_len or 0
-        ):
+        if messages and utf16_len(messages[-1] + joint + text) <= (TELEGRAM_STREAMING.max_len or 0):
             messages[-1] += joint + text
         else:
             messages.append(text)
