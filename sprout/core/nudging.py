@@ -11,6 +11,11 @@ than 24 hours after the parent last wrote: then the approved template (`NudgeTem
 instead, if there is one, and its button's tap is answered with the idea. Each nudge is
 recorded with what became of it and counted; a template Twilio refuses later (63016…) is
 marked from its status callback, never sent again in free form.
+
+No scheduling library: APScheduler 3's job stores are not safe with several workers claiming
+the same job and its 4.x line is still pre-release, and what is needed here is one indexed
+query and one conditional update; `zoneinfo` (with `tzdata`) keeps local times across clock
+changes.
 """
 
 from __future__ import annotations
