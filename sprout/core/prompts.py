@@ -305,32 +305,18 @@ def load_prompts(directory: Path, region: str = DEFAULT_REGION) -> Prompts:
     safeguarding = _safeguarding(directory, region)
     answer_rules = _answer_rules(directory, region)
     rules = _rules_text(directory, answer_rules)
+
+    def ruled(name: str, fields: set[str]) -> Template:
+        """A prompt template that every answer's rules come before."""
+        return _with_rules(_template(directory / f"{name}.toml", frozenset(fields)), rules)
+
     return Prompts(
-        explain=_with_rules(
-            _template(directory / "explain.toml", frozenset({"age", "question", "language"})),
-            rules,
+        explain=ruled("explain", {"age", "question", "language"}),
+        activities=ruled("activities", {"age", "places", "areas", "topic", "language"}),
+        activity_one=ruled(
+            "activity_one", {"age", "places", "areas", "topic", "language", "avoid"}
         ),
-        activities=_with_rules(
-            _template(
-                directory / "activities.toml",
-                frozenset({"age", "places", "areas", "topic", "language"}),
-            ),
-            rules,
-        ),
-        activity_one=_with_rules(
-            _template(
-                directory / "activity_one.toml",
-                frozenset({"age", "places", "areas", "topic", "language", "avoid"}),
-            ),
-            rules,
-        ),
-        chat=_with_rules(
-            _template(
-                directory / "chat.toml",
-                frozenset({"age", "places", "areas", "language", "message"}),
-            ),
-            rules,
-        ),
+        chat=ruled("chat", {"age", "places", "areas", "language", "message"}),
         profile_instructions=_string(
             profile, "instructions", directory / "profile.toml", frozenset()
         ).strip(),
