@@ -49,6 +49,8 @@ class UserRow(Base):
     opted_out: Mapped[bool] = mapped_column(default=False)
     # `reset` hides earlier turns from the model without deleting them.
     history_after: Mapped[int] = mapped_column(default=0)
+    # "no research": kept out of every experiment and every export from then on.
+    no_research: Mapped[bool] = mapped_column(default=False, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
 
 
@@ -197,3 +199,18 @@ class NudgeRow(Base):
     provider_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     error: Mapped[str | None] = mapped_column(String(64), default=None)
     recorded_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class AssignmentRow(Base):
+    """Which arm of an experiment a user is in: decided once, on first exposure, and kept for
+    the experiment's life whatever later happens to the file's weights."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("user_id", "experiment"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    experiment: Mapped[str] = mapped_column(String(64))
+    arm: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    assigned_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -60,7 +60,7 @@ async def _run(store: Store, check: Callable[[Connection], T]) -> T:
 
 
 # Columns added to the baseline tables by later revisions, as (table, column).
-LATER_COLUMNS = (("inbound", "payload"),)
+LATER_COLUMNS = (("inbound", "payload"), ("users", "no_research"))
 
 
 def _legacy_metadata() -> MetaData:
