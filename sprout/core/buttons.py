@@ -19,6 +19,9 @@ MORE = "sprout:more"
 UP = "sprout:up"
 DOWN = "sprout:down"
 IDEAS = "sprout:ideas"  # yes to a regular idea, every morning
+# A check-in's quick answers (also the ids of the approved check-in template's buttons).
+LOVED, UNTRIED, TRICKY = "sprout:checkin:loved", "sprout:checkin:untried", "sprout:checkin:tricky"
+VERDICTS = {LOVED: "loved", UNTRIED: "untried", TRICKY: "tricky"}
 THUMBS = {UP: "👍", DOWN: "👎"}
 
 
@@ -28,13 +31,18 @@ class Offer(enum.Enum):
     ACTIVITY = "activity"
     EXPLANATION = "explanation"
     IDEAS = "ideas"  # one button: an idea every morning
+    CHECKIN = "checkin"  # how did the activity go: loved it, didn't try, tricky
 
 
 # Which answers get which buttons, by the answer's kind.
 OFFERS = {"activities": Offer.ACTIVITY, "explain": Offer.EXPLANATION, "chat": Offer.EXPLANATION}
-# The fixed texts that end with a button: the thanks for a 👍, to a family without regular
-# ideas, offers them.
-FIXED_OFFERS = {"thanks_ideas": Offer.IDEAS}
+# The fixed texts that end with buttons: the thanks for a 👍, to a family without regular
+# ideas, offers them; a check-in offers its quick answers.
+FIXED_OFFERS = {
+    "thanks_ideas": Offer.IDEAS,
+    "checkin_one": Offer.CHECKIN,
+    "checkin_list": Offer.CHECKIN,
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,12 @@ def buttons(offer: Offer, prompts: Prompts, language: str | None) -> Buttons:
     if offer is Offer.IDEAS:
         ideas = Button(IDEAS, prompts.text("button_ideas", language))
         return Buttons(offer, language, (ideas,), prompts.text("buttons_hint_ideas", language))
+    if offer is Offer.CHECKIN:
+        answers = tuple(
+            Button(payload, prompts.text(f"button_{verdict}", language))
+            for payload, verdict in VERDICTS.items()
+        )
+        return Buttons(offer, language, answers, prompts.text("buttons_hint_checkin", language))
     if offer is Offer.ACTIVITY:
         first, hint = Button(ANOTHER, prompts.text("button_another", language)), "buttons_hint"
     else:

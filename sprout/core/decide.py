@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sprout.core.buttons import DOWN, IDEAS, OFFERS, UP
+from sprout.core.checkin_words import is_question, verdict
+from sprout.core.checkins import CHECKIN_DUE, REPLY, Checkins
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.metrics import FEEDBACK
 from sprout.core.nudging import is_nudge
@@ -29,6 +31,8 @@ _ALWAYS_ALLOWED = frozenset({Intent.STOP, Intent.START, Intent.FORGET})
 # After a 👎, the one optional question, and how long its answer is awaited.
 FEEDBACK_QUESTION = "feedback_better"
 COMMENT_WINDOW = timedelta(minutes=10)
+# How long after a check-in the parent's next message is read as their answer to it.
+CHECKIN_REPLY_WINDOW = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class Decide:
         self._limits = limits
         self._forgetting = Forgetting(store)
         self._programme = Programme(Subscriptions(store), prompts)
+        self._checkins = Checkins(store)
 
     async def __call__(self, turn: Turn) -> Decision:
         request = route(turn.incoming.text, turn.incoming.payload)
@@ -96,6 +101,8 @@ class Decide:
             return Fixed("voice_failed", turn.profile.language)
         if turn.state.opted_out and request.intent is not Intent.START:
             return Silent()
+        if turn.incoming.payload.startswith(CHECKIN_DUE):  # Sprout's own question
+            return await self._checkin_question(turn)
         if is_nudge(turn.incoming):  # a regular idea the family asked for: never rate limited
             topic = self._prompts.text("nudge_request", turn.profile.language)
             return ForModel(Intent.ACTIVITIES, topic, turn.profile.language)
@@ -109,6 +116,8 @@ class Decide:
                 return ideas
             if await self._comment(turn):
                 return Fixed("feedback_noted", language)
+            if (said := await self._checkin_reply(turn)) is not None:
+                return Fixed(said, language)
         if key is not None:
             return Fixed(key, language, values)
         return await self._for_model(turn, request, language)
@@ -168,6 +177,8 @@ class Decide:
                 return f"{request.intent.value}_empty", {}
             case Intent.ACTIVITIES if not topic_key(request.argument):
                 return "activities_empty", {}
+            case Intent.CHECKIN:
+                return await self._checkin_tap(turn, request.argument), {}
             case Intent.FEEDBACK:
                 await self._feedback(turn, request.argument)
                 if request.argument == DOWN:
@@ -197,6 +208,42 @@ class Decide:
         await self._store.add_feedback_comment(rating, turn.incoming.text.strip())
         log.info("feedback_comment", user=user_ref(turn.user))
         return True
+
+    async def _checkin_question(self, turn: Turn) -> Decision:
+        """The check-in due: "How did the dinosaur hunt go?", with its quick answers."""
+        checkin_id = turn.incoming.payload.removeprefix(CHECKIN_DUE)
+        checkin = await self._checkins.get(int(checkin_id)) if checkin_id.isdigit() else None
+        if checkin is None:  # forgotten since
+            return Silent()
+        key = "checkin_list" if checkin.whole_list else "checkin_one"
+        return Fixed(key, turn.profile.language, {"activity": checkin.about})
+
+    async def _checkin_tap(self, turn: Turn, verdict: str) -> str:
+        """A quick answer to the check-in: filed on it (a tap on an old one, or after the
+        check-in was answered, is only thanked)."""
+        checkin = await self._checkins.awaiting(turn.user)
+        if checkin is not None:
+            await self._checkins.answered(checkin, verdict, None)
+            FEEDBACK.labels(verdict, "checkin").inc()
+            log.info("checkin_answered", user=user_ref(turn.user), verdict=verdict, tapped=True)
+        return f"checkin_{verdict}"
+
+    async def _checkin_reply(self, turn: Turn) -> str | None:
+        """The fixed text answering the parent's own words about the activity Sprout asked
+        about (the first message after the check-in, within `CHECKIN_REPLY_WINDOW`), which
+        are filed on it; None when the message is not that, or is a question to answer."""
+        incoming, before = turn.incoming, turn.ask.inbound_id or sys.maxsize
+        checkin = await self._checkins.awaiting(turn.user)
+        if checkin is None or checkin.sent_at is None or is_question(incoming.text):
+            return None
+        late = incoming.received_at - checkin.sent_at > CHECKIN_REPLY_WINDOW
+        if late or not await self._checkins.first_reply(checkin, before):
+            return None
+        said = verdict(incoming.text)
+        await self._checkins.answered(checkin, said, incoming.text.strip())
+        FEEDBACK.labels(said, "checkin").inc()
+        log.info("checkin_answered", user=user_ref(turn.user), verdict=said, tapped=False)
+        return "checkin_thanks" if said == REPLY else f"checkin_{said}"
 
     async def _settings(self, turn: Turn) -> dict[str, str]:
         language = turn.profile.language

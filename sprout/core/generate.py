@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sprout.core.bounds import BoundedChunker
+from sprout.core.checkins import Activity, Checkins
 from sprout.core.chunking import Chunk
 from sprout.core.history import recent_history
 from sprout.core.llm import ChatModel, ModelError, ToolCall, Tools, Truncated
@@ -23,6 +24,7 @@ from sprout.core.safety import Category
 from sprout.core.screening import Verdict
 from sprout.core.store import Store, UserState
 from sprout.core.turn import LiveView, Turn, fixed_chunks, profile_summary
+from sprout.core.unprompted import last_heard
 
 log = get_logger(__name__)
 
@@ -40,6 +42,8 @@ class ModelLimits:
     # Activities on a messaging channel: one idea at a time (SPROUT_ACTIVITY_STYLE=one), or
     # the whole list ("list"; the web page always gets the list).
     one_idea: bool = True
+    # A check-in about each activity given on a messaging channel (SPROUT_CHECKINS).
+    checkins: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class Generate:
         self._prompts = prompts
         self._store = store
         self._limits = limits
+        self._checkins = Checkins(store)
 
     async def stream(
         self, turn: Turn, asked: Asked, verdict: Verdict, view: LiveView
@@ -98,16 +103,34 @@ class Generate:
                 sources.append(item.source)
                 yield item
         if first.idea_topic is not None:
-            written = "\n".join(sources)
-            titles = idea_titles(written) if first.idea_list else [idea_title(written)]
-            for title in filter(None, titles):
-                await self._store.add_idea(turn.user, first.idea_topic, title)
+            await self._file_ideas(turn, first, "\n".join(sources))
         if follow_up is not None and not turn.resumed:
             question = self._request(Intent.CHAT, follow_up.question, follow_up.profile, turn.state)
             again = replace(question, tools=())  # the update is saved: not offered again
             async for item in self._answer(turn, again, verdict, view):
                 if isinstance(item, Chunk):
                     yield item
+
+    async def _file_ideas(self, turn: Turn, request: _Request, written: str) -> None:
+        """Keep the ideas given (the next ones differ) and plan the check-in about them."""
+        assert request.idea_topic is not None
+        titles = idea_titles(written) if request.idea_list else [idea_title(written)]
+        named = [title for title in titles if title]
+        for title in named:
+            await self._store.add_idea(turn.user, request.idea_topic, title)
+        inbound_id = turn.ask.inbound_id
+        if not (named and self._limits.checkins and turn.spec.messaging and inbound_id):
+            return
+        nudged = is_nudge(turn.incoming)
+        # A list is asked about by the parent's topic; a regular idea's topic is Sprout's own.
+        many = len(named) > 1 and not nudged
+        about = request.idea_topic.strip() if many else named[0]
+        given_at = turn.incoming.received_at
+        heard = await last_heard(self._store, turn.user) if nudged else None
+        activity = Activity(
+            turn.user, turn.incoming.channel, inbound_id, about, many, given_at, heard or given_at
+        )
+        await self._checkins.plan(activity)
 
     async def kind_reply(
         self, turn: Turn, reply: KindReply, view: LiveView
@@ -151,7 +174,14 @@ class Generate:
             avoid=avoid,
         )
         max_tokens = prompts.activity_one.max_tokens
+        await self._steer(turn, messages)
         return _Request(messages, (), profile, max_tokens, turn.lead, idea_topic=asked.argument)
+
+    async def _steer(self, turn: Turn, messages: list[ChatMessage]) -> None:
+        """Tell the model what the family said of their last activity, when they said it."""
+        said = await self._checkins.steer(turn.user, turn.incoming.received_at)
+        if said is not None and (line := self._prompts.steering.get(said[0])):
+            messages[0]["content"] += BLOCK_SEPARATOR + line.format(activity=said[1])
 
     def _request(
         self, intent: Intent, argument: str, profile: Profile, state: UserState, lead: str = ""

@@ -23,45 +23,49 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from sprout.core.cadence import in_quiet_hours, next_due, too_late
+from sprout.core.cadence import in_quiet_hours, next_due
+from sprout.core.checking_in import CheckingIn
+from sprout.core.checkins import CHECKIN_DUE
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import Incoming
 from sprout.core.metrics import NUDGES
-from sprout.core.ports import SendError, TemplateSender
-from sprout.core.store import Store, aware
+from sprout.core.store import Store
 from sprout.core.subscriptions import Subscription, Subscriptions
 from sprout.core.tables import InboundRow
+from sprout.core.unprompted import (
+    NUDGE_PREFIX,
+    Due,
+    Template,
+    day_message_id,
+    outcome,
+    send_template,
+    went_today,
+)
 
 log = get_logger(__name__)
 
-NUDGE_PREFIX = "nudge:"  # message ids of nudges; a provider's ids never start so
 # The payload of the button of the approved template sent outside WhatsApp's window: the tap
 # opens the session, and is answered with the idea.
 NUDGE_PAYLOAD = "sprout:nudge"
 CHILD_FALLBACK = "your little one"  # the template's {{1}} when the profile has no name
 NUDGE_TEXT = "(a regular idea)"  # what the conversation shows in the parent's place
-WHATSAPP_WINDOW = timedelta(hours=24)
 BATCH = 200  # due subscriptions read at a time
 Clock = Callable[[], datetime]
 
 
 def is_nudge(incoming: Incoming) -> bool:
     """A nudge due, or the tap on a nudge template's button: both get the idea."""
+    if incoming.payload.startswith(CHECKIN_DUE):
+        return False
     return incoming.message_id.startswith(NUDGE_PREFIX) or incoming.payload == NUDGE_PAYLOAD
 
 
-@dataclass(frozen=True)
-class NudgeTemplate:
-    """The approved WhatsApp template for nudges outside the 24-hour window."""
-
-    content_sid: str
-    sender: TemplateSender
+NudgeTemplate = Template  # the approved WhatsApp template for nudges outside the window
 
 
 def _utc_now() -> datetime:
@@ -69,21 +73,24 @@ def _utc_now() -> datetime:
 
 
 class Nudger:
-    """Finds the nudges due and hands each to `accept` (record and queue, as for a message
-    that came in; False for one already recorded)."""
+    """Finds the check-ins and nudges due and hands each to `accept` (record and queue, as
+    for a message that came in; False for one already recorded). Check-ins go first: on a
+    day both are due, the check-in replaces the nudge."""
 
     def __init__(
         self,
         store: Store,
         accept: Callable[[Incoming], Awaitable[bool]],
         clock: Clock = _utc_now,
-        template: NudgeTemplate | None = None,
+        template: Template | None = None,
+        checkins: CheckingIn | None = None,
     ) -> None:
         self._store = store
         self._template = template
         self._subscriptions = Subscriptions(store)
         self._accept = accept
         self._clock = clock
+        self._checkins = checkins
         self._batch = BATCH
 
     async def run(self, every_s: float) -> None:
@@ -96,9 +103,9 @@ class Nudger:
             await asyncio.sleep(every_s)
 
     async def tick(self) -> int:
-        """Handle every nudge due now; how many were handled."""
+        """Handle every check-in and nudge due now; how many were handled."""
         now = self._clock()
-        handled = 0
+        handled = await self._checkins.tick(now) if self._checkins is not None else 0
         while due := await self._subscriptions.due(now, self._batch):
             for subscription in due:
                 await self._handle(subscription, now)
@@ -108,55 +115,53 @@ class Nudger:
     async def _handle(self, due: Subscription, now: datetime) -> None:
         assert due.next_due is not None
         day = due.next_due.astimezone(ZoneInfo(due.zone)).date()
-        outcome = await self._outcome(due, now)
+        result = await self._outcome(due, now)
         inbound_id = None
-        if outcome == "sent":
-            inbound_id = await self._send(due, day.isoformat(), now)
+        if result == "sent":
+            inbound_id, result = await self._send(due, day, now)
         later = next_due(due.cadence, due.zone, max(now, due.next_due), not_on=day)
         if not await self._subscriptions.claim(due, due.moved_on(later, sent_on=day)):
             return  # another process had it
         provider_id = None
-        if outcome == "template":  # after the claim: never twice, at worst (a crash) never
-            provider_id, outcome = await self._send_template(due)
-        await self._subscriptions.record(due, outcome, inbound_id, provider_id)
-        NUDGES.labels(kind="nudge", outcome=outcome).inc()
-        log.info("nudge", user=user_ref(due.user_id), outcome=outcome)
+        if result == "template":  # after the claim: never twice, at worst (a crash) never
+            assert self._template is not None
+            variables = {"1": await self._child_name(due.user_id)}
+            provider_id, result = await send_template(
+                self._template, due.channel, due.user_id, variables
+            )
+        await self._subscriptions.record(due, result, inbound_id, provider_id)
+        NUDGES.labels(kind="nudge", outcome=result).inc()
+        log.info("nudge", user=user_ref(due.user_id), outcome=result)
 
     async def _outcome(self, due: Subscription, now: datetime) -> str:
         assert due.next_due is not None
-        if too_late(due.next_due, now):
-            return "dropped_late"
-        local_now = now.astimezone(ZoneInfo(due.zone)).time()
-        if in_quiet_hours(local_now) and not in_quiet_hours(due.cadence.at):
-            return "quiet_hours"
-        if due.channel == "whatsapp" and not await self._in_window(due.user_id, now):
-            return "template" if self._template is not None else "outside_window"
-        return "sent"
+        quiet_chosen = in_quiet_hours(due.cadence.at)
+        going = Due(due.user_id, due.channel, due.zone, due.next_due, quiet_chosen)
+        result = await outcome(self._store, going, now)
+        if result in ("sent", "template"):
+            went = await went_today(self._store, due.user_id, due.zone, now)
+            if went is not None:  # never two unprompted messages in a local day
+                return "replaced_by_checkin" if went == "checkin" else "one_a_day"
+        if result == "template" and self._template is None:
+            return "outside_window"
+        return result
 
-    async def _send(self, due: Subscription, day: str, now: datetime) -> int | None:
+    async def _send(self, due: Subscription, day: date, now: datetime) -> tuple[int | None, str]:
+        """Queue the nudge: its message's id, and "sent" (or, when the day's message is a
+        check-in already, "replaced_by_checkin")."""
         nudge = Incoming(
             channel=due.channel,
             user_id=due.user_id,
             text=NUDGE_TEXT,
-            message_id=f"{NUDGE_PREFIX}{day}:{due.user_id}",
+            message_id=day_message_id(day, due.user_id),
             received_at=now,
         )
-        await self._accept(nudge)
-        return await self._inbound_id(nudge)
-
-    async def _send_template(self, due: Subscription) -> tuple[str | None, str]:
-        """The template for a nudge outside the window: its id and the outcome."""
-        assert self._template is not None
-        recipient = Incoming(due.channel, due.user_id, "", f"{NUDGE_PREFIX}template")
-        variables = {"1": await self._child_name(due.user_id)}
-        try:
-            sid = await self._template.sender.send_template(
-                recipient, self._template.content_sid, variables
-            )
-        except SendError as error:
-            log.warning("nudge_template_failed", user=user_ref(due.user_id), error=str(error))
-            return None, "template_failed"
-        return sid, "template_sent"
+        await self._accept(nudge)  # a second time (after a crash) records nothing
+        found = await self._day_message(nudge)
+        if found is None:
+            return None, "sent"
+        inbound_id, payload = found
+        return inbound_id, "replaced_by_checkin" if payload.startswith(CHECKIN_DUE) else "sent"
 
     async def _child_name(self, user_id: str) -> str:
         state = await self._store.user_state(user_id, sys.maxsize, frozenset(), max_turns=0)
@@ -165,22 +170,10 @@ class Nudger:
         name = first.get("name") if isinstance(first, dict) else None
         return name if isinstance(name, str) and name.strip() else CHILD_FALLBACK
 
-    async def _in_window(self, user_id: str, now: datetime) -> bool:
-        """Whether the parent wrote within WhatsApp's 24 hours, so a free-form message may go."""
-        last = await self._last_heard(user_id)
-        return last is not None and now - last < WHATSAPP_WINDOW
-
-    async def _last_heard(self, user_id: str) -> datetime | None:
-        query = select(func.max(InboundRow.received_at)).where(
-            InboundRow.user_id == user_id, InboundRow.message_id.not_like(f"{NUDGE_PREFIX}%")
-        )
-        async with self._store.engine.connect() as connection:
-            last = await connection.scalar(query)
-        return aware(last) if last is not None else None
-
-    async def _inbound_id(self, nudge: Incoming) -> int | None:
-        query = select(InboundRow.id).where(
+    async def _day_message(self, nudge: Incoming) -> tuple[int, str] | None:
+        query = select(InboundRow.id, InboundRow.payload).where(
             InboundRow.channel == nudge.channel, InboundRow.message_id == nudge.message_id
         )
         async with self._store.engine.connect() as connection:
-            return await connection.scalar(query)
+            row = (await connection.execute(query)).first()
+        return None if row is None else (row[0], row[1])

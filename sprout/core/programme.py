@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from sprout.core.cadence import EVERY_DAY, UK_TIME, Cadence, next_due, zone_of_number, zone_of_place
+from sprout.core.checkins import Checkins
 from sprout.core.nudge_words import DEFAULT_TIME, Change, Subscribe, language_of, read
 from sprout.core.prompts import Prompts
 from sprout.core.subscriptions import Subscription, Subscriptions
@@ -102,8 +103,9 @@ class Programme:
         return changed
 
     async def end(self, user: str) -> None:
-        """`stop`: no more unprompted messages at all."""
+        """`stop`: no more unprompted messages at all, regular ideas or check-ins."""
         await self.subscriptions.end(user)
+        await Checkins(self.subscriptions.store).cancel(user)
 
     async def setting(self, user: str, language: str | None) -> str:
         """The `settings` line about ideas by themselves."""

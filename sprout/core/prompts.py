@@ -39,11 +39,14 @@ TEXT_KEYS = frozenset(
         "nudges_on", "nudges_none", "nudges_stopped", "nudges_paused", "nudges_setting",
         "nudges_setting_off", "nudges_setting_paused", "day_names", "every_day", "on_days",
         "and", "when", "nudge_request", "thanks_ideas", "button_ideas",
-        "buttons_hint_ideas",
+        "buttons_hint_ideas", "checkin_one", "checkin_list", "button_loved", "button_untried",
+        "button_tricky", "buttons_hint_checkin", "checkin_loved", "checkin_untried",
+        "checkin_tricky", "checkin_thanks",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset(
     {"max_chars", "profile", "n", "health", "when", "days", "often", "time", "place", "ideas"}
+    | {"activity"}
 )
 # The fixed text that replaces the rest of an answer the answer screen stopped, per reason.
 SAFE_TEXTS = {
@@ -110,6 +113,9 @@ class Prompts:
     texts: Mapping[str, Mapping[str, str]]
     safeguarding: Safeguarding
     answer_rules: AnswerRules
+    # What the family said about their last activity, said to the model asking for the next
+    # (prompts/steering.toml), by verdict: loved, untried, tricky.
+    steering: Mapping[str, str]
 
     def safe_text(self, reason: Reason, language: str | None = None) -> str:
         """What replaces an answer the answer screen stopped, for `reason`."""
@@ -328,4 +334,13 @@ def load_prompts(directory: Path, region: str = DEFAULT_REGION) -> Prompts:
         texts=_texts(directory / "texts"),
         safeguarding=replace(safeguarding, reply=_with_rules(safeguarding.reply, rules)),
         answer_rules=answer_rules,
+        steering=_steering(directory / "steering.toml"),
     )
+
+
+def _steering(path: Path) -> dict[str, str]:
+    data = _read(path)
+    return {
+        verdict: _string(data, verdict, path, frozenset({"activity"})).strip()
+        for verdict in ("loved", "untried", "tricky")
+    }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import regex
 
-from sprout.core.buttons import ANOTHER, DOWN, MORE, UP
+from sprout.core.buttons import ANOTHER, DOWN, MORE, UP, VERDICTS
 
 # A command word, then any mix of spaces and light punctuation ("Explain: ", "activities - ").
 _COMMAND = regex.compile(
@@ -31,6 +31,7 @@ class Intent(enum.Enum):
     ALL_IDEAS = "all_ideas"  # the whole list of ideas on the last topic
     MORE = "more"  # tell me more about the last answer
     FEEDBACK = "feedback"  # 👍 or 👎 on the last answer: the argument is the payload
+    CHECKIN = "checkin"  # a check-in's quick answer: the argument is the verdict
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ _PAYLOADS = {
     MORE: Route(Intent.MORE),
     UP: Route(Intent.FEEDBACK, UP),
     DOWN: Route(Intent.FEEDBACK, DOWN),
+    **{payload: Route(Intent.CHECKIN, verdict) for payload, verdict in VERDICTS.items()},
 }
 # The same, typed.
 _WHOLE_MESSAGES.update(

@@ -43,6 +43,7 @@ from sprout.core.messages import Incoming, Media
 from sprout.core.oldest_first import OldestFirstLock
 from sprout.core.tables import (
     AnswerRow,
+    CheckinRow,
     ChunkRow,
     ChunkState,
     FeedbackRow,
@@ -470,7 +471,7 @@ class Store:
             await connection.execute(delete(SafetyEventRow).where(SafetyEventRow.id.in_(events)))
             await connection.execute(delete(IdeaRow).where(IdeaRow.user_id == user_id))
             await connection.execute(delete(FeedbackRow).where(FeedbackRow.user_id == user_id))
-            for table in (SubscriptionRow, NudgeRow):
+            for table in (SubscriptionRow, NudgeRow, CheckinRow):
                 await connection.execute(delete(table).where(table.user_id == user_id))
 
     async def add_idea(self, user_id: str, topic: str, title: str) -> None:

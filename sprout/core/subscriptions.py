@@ -37,11 +37,11 @@ class Subscription:
 
 class Subscriptions:
     def __init__(self, store: Store) -> None:
-        self._store = store
+        self.store = store
 
     async def get(self, user_id: str) -> Subscription | None:
         query = select(SubscriptionRow).where(SubscriptionRow.user_id == user_id)
-        async with self._store.engine.connect() as connection:
+        async with self.store.engine.connect() as connection:
             row = (await connection.execute(query)).one_or_none()
         return None if row is None else _subscription(row._mapping)
 
@@ -49,15 +49,23 @@ class Subscriptions:
         """Create or replace the user's subscription."""
         values = _values(subscription)
         mine = SubscriptionRow.user_id == subscription.user_id
-        async with self._store.writing() as connection:
+        async with self.store.writing() as connection:
             await connection.execute(delete(SubscriptionRow).where(mine))
             await connection.execute(insert(SubscriptionRow).values(created_at=utc_now(), **values))
 
     async def end(self, user_id: str) -> bool:
-        """Stop the user's ideas; whether there were any."""
+        """Stop the user's ideas, recorded as an opt-out for researchers; whether there were
+        any."""
         statement = delete(SubscriptionRow).where(SubscriptionRow.user_id == user_id)
-        async with self._store.writing() as connection:
+        now = utc_now()
+        opted_out = {
+            "user_id": user_id, "kind": "nudge", "due_at": now, "outcome": "opted_out",
+            "recorded_at": now,
+        }  # fmt: skip
+        async with self.store.writing() as connection:
             result = await connection.execute(statement)
+            if result.rowcount:
+                await connection.execute(insert(NudgeRow).values(**opted_out))
         return bool(result.rowcount)
 
     async def due(self, now: datetime, limit: int) -> list[Subscription]:
@@ -68,7 +76,7 @@ class Subscriptions:
             .order_by(SubscriptionRow.next_due)
             .limit(limit)
         )
-        async with self._store.engine.connect() as connection:
+        async with self.store.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [_subscription(row._mapping) for row in rows]
 
@@ -84,7 +92,7 @@ class Subscriptions:
                 updated_at=utc_now(),
             )
         )
-        async with self._store.writing() as connection:
+        async with self.store.writing() as connection:
             result = await connection.execute(statement)
         return bool(result.rowcount)
 
@@ -107,12 +115,12 @@ class Subscriptions:
             "provider_id": provider_id,
             "recorded_at": utc_now(),
         }
-        async with self._store.writing() as connection:
+        async with self.store.writing() as connection:
             await connection.execute(insert(NudgeRow).values(**row))
 
     async def outcomes(self, user_id: str) -> list[str]:
         query = select(NudgeRow.outcome).where(NudgeRow.user_id == user_id).order_by(NudgeRow.id)
-        async with self._store.engine.connect() as connection:
+        async with self.store.engine.connect() as connection:
             return list((await connection.scalars(query)).all())
 
 

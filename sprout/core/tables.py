@@ -190,7 +190,7 @@ class NudgeRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[str] = mapped_column(String(128), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # nudge
+    kind: Mapped[str] = mapped_column(String(16))  # nudge, checkin
     due_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(32))  # sent, dropped_late, outside_window…
     inbound_id: Mapped[int | None] = mapped_column(default=None)
@@ -198,6 +198,10 @@ class NudgeRow(Base):
     # callback later said went wrong (63016…).
     provider_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     error: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The template's latest status from the callback (delivered, read…); a message sent in
+    # the window has its chunks' statuses instead.
+    delivery_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    checkin_id: Mapped[int | None] = mapped_column(default=None)
     recorded_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
@@ -214,3 +218,24 @@ class AssignmentRow(Base):
     arm: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(32))
     assigned_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class CheckinRow(Base):
+    """The check-in planned after an activity: "How did the dinosaur hunt go?". `due_at` is
+    None once it was handled (sent or not); `verdict` is what the parent said (loved,
+    untried, tricky, or reply for words that say none of those)."""
+
+    __tablename__ = "checkins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    # The message whose answer gave the activity (one check-in per activity).
+    inbound_id: Mapped[int] = mapped_column(unique=True)
+    about: Mapped[str] = mapped_column(String(200))  # the idea's name, or the list's topic
+    whole_list: Mapped[bool] = mapped_column(default=False)
+    given_at: Mapped[datetime]
+    due_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    verdict: Mapped[str | None] = mapped_column(String(16), default=None)
+    verdict_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -9,12 +9,13 @@ from datetime import UTC, datetime, time, timedelta
 from sprout.core.bot import Bot
 from sprout.core.cadence import EVERY_DAY, Cadence
 from sprout.core.messages import Incoming
-from sprout.core.nudging import NUDGE_PREFIX, Nudger, NudgeTemplate
+from sprout.core.nudging import Nudger, NudgeTemplate
 from sprout.core.ports import SendError
 from sprout.core.prompts import Prompts
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
 from sprout.core.subscriptions import Subscription, Subscriptions
+from sprout.core.unprompted import NUDGE_PREFIX
 from tests.unit.doubles import FakeLLM
 
 PARENT = "whatsapp:+447911123456"

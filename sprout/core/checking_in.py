@@ -1,0 +1,128 @@
+"""Sending the check-ins that are due, under the same promises as the regular ideas: once,
+never late in a burst, not in the quiet hours, one unprompted message a local day, and on
+WhatsApp outside the 24-hour window only as the approved template (else skipped, counted).
+
+A check-in is not sent when the parent wrote after the activity: they are already talking.
+Each due check-in becomes a message of its own (the day's unprompted message id, payload
+naming the check-in), answered by the same job as a parent's message with the question and
+its quick answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select
+
+from sprout.core.checkins import CHECKIN_DUE, Checkin, Checkins
+from sprout.core.logs import get_logger, user_ref
+from sprout.core.messages import Incoming
+from sprout.core.metrics import NUDGES
+from sprout.core.store import Store
+from sprout.core.tables import InboundRow, NudgeRow, utc_now
+from sprout.core.unprompted import (
+    Due,
+    Template,
+    day_message_id,
+    last_heard,
+    outcome,
+    send_template,
+    went_today,
+)
+
+log = get_logger(__name__)
+
+CHECKIN_TEXT = "(a check-in)"  # what the conversation shows in the parent's place
+BATCH = 200
+
+
+class CheckingIn:
+    def __init__(
+        self,
+        store: Store,
+        accept: Callable[[Incoming], Awaitable[bool]],
+        template: Template | None = None,
+    ) -> None:
+        self._store = store
+        self._checkins = Checkins(store)
+        self._accept = accept
+        self._template = template
+
+    async def tick(self, now: datetime) -> int:
+        """Handle every check-in due by `now`; how many were handled."""
+        handled = 0
+        while due := await self._checkins.due(now, BATCH):
+            for checkin in due:
+                if await self._checkins.claim(checkin):
+                    await self._handle(checkin, now)
+            handled += len(due)
+        return handled
+
+    async def _handle(self, checkin: Checkin, now: datetime) -> None:
+        result = await self._outcome(checkin, now)
+        inbound_id = provider_id = None
+        if result == "sent":
+            inbound_id, result = await self._send(checkin, now)
+        elif result == "template":
+            assert self._template is not None
+            variables = {"1": checkin.about}
+            provider_id, result = await send_template(
+                self._template, checkin.channel, checkin.user_id, variables
+            )
+        if result in ("sent", "template_sent"):
+            await self._checkins.sent(checkin.id, now)
+        await self._record(checkin, result, inbound_id, provider_id)
+        NUDGES.labels(kind="checkin", outcome=result).inc()
+        log.info("checkin", user=user_ref(checkin.user_id), outcome=result)
+
+    async def _outcome(self, checkin: Checkin, now: datetime) -> str:
+        assert checkin.due_at is not None
+        heard = await last_heard(self._store, checkin.user_id)
+        if heard is not None and heard > checkin.given_at:
+            return "parent_wrote"
+        zone = await self._checkins.zone(checkin.user_id)
+        going = Due(checkin.user_id, checkin.channel, zone, checkin.due_at)
+        result = await outcome(self._store, going, now)
+        if result in ("sent", "template") and await went_today(
+            self._store, checkin.user_id, zone, now
+        ):
+            return "one_a_day"
+        if result == "template" and self._template is None:
+            return "outside_window"
+        return result
+
+    async def _send(self, checkin: Checkin, now: datetime) -> tuple[int | None, str]:
+        zone = await self._checkins.zone(checkin.user_id)
+        day = now.astimezone(ZoneInfo(zone)).date()
+        question = Incoming(
+            channel=checkin.channel,
+            user_id=checkin.user_id,
+            text=CHECKIN_TEXT,
+            message_id=day_message_id(day, checkin.user_id),
+            received_at=now,
+            payload=f"{CHECKIN_DUE}{checkin.id}",
+        )
+        if await self._accept(question):
+            return await self._inbound_id(question), "sent"
+        return None, "one_a_day"  # the day's unprompted message went already
+
+    async def _inbound_id(self, message: Incoming) -> int | None:
+        query = select(InboundRow.id).where(
+            InboundRow.channel == message.channel, InboundRow.message_id == message.message_id
+        )
+        async with self._store.engine.connect() as connection:
+            return await connection.scalar(query)
+
+    async def _record(
+        self, checkin: Checkin, result: str, inbound_id: int | None, provider_id: str | None
+    ) -> None:
+        assert checkin.due_at is not None
+        row = {
+            "user_id": checkin.user_id, "kind": "checkin", "due_at": checkin.due_at,
+            "outcome": result, "inbound_id": inbound_id, "provider_id": provider_id,
+            "checkin_id": checkin.id, "recorded_at": utc_now(),
+        }  # fmt: skip
+        async with self._store.writing() as connection:
+            await connection.execute(insert(NudgeRow).values(**row))
