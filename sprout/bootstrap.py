@@ -34,18 +34,20 @@ from sprout.channels.whatsapp.sender import (
 )
 from sprout.core.alerts import AlertOutbox, WebhookPoster
 from sprout.core.bot import Bot, BotConfig
+from sprout.core.checking_in import CheckingIn
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher, run_with_retries
 from sprout.core.llm import DEMO_BANNER, DemoChatModel, OpenAIChatModel
 from sprout.core.logs import get_logger
 from sprout.core.messages import Incoming
 from sprout.core.metrics import QUEUE_DEPTH, TimedModel
-from sprout.core.nudging import Nudger, NudgeTemplate
+from sprout.core.nudging import Nudger
 from sprout.core.ports import Accept, Lease
 from sprout.core.prompts import Prompts, load_prompts
 from sprout.core.ratelimit import RateLimit
 from sprout.core.settings import Settings
 from sprout.core.specs import TELEGRAM_STREAMING, WHATSAPP
 from sprout.core.store import Store
+from sprout.core.unprompted import Template
 from sprout.queue import RedisJobs
 
 log = get_logger(__name__)
@@ -97,6 +99,7 @@ def build_bot(
         moderator=moderator,
         alert=alerts.poke if alerts is not None else None,
         one_idea=settings.activity_style == "one",
+        checkins=settings.checkins,
     )
     return Bot(TimedModel(model), prompts, store, config)
 
@@ -258,7 +261,12 @@ async def running(
         intake = _Intake(core.store, jobs.submit)
         answers_here = role == "worker" if isinstance(jobs, RedisJobs) else True
         if answers_here:
-            nudger = Nudger(core.store, intake.accept, template=_template(settings, channels))
+            nudge_template = _template(settings.nudge_template_sid, channels)
+            checkins = None
+            if settings.checkins:
+                checkin_template = _template(settings.checkin_template_sid, channels)
+                checkins = CheckingIn(core.store, intake.accept, checkin_template)
+            nudger = Nudger(core.store, intake.accept, template=nudge_template, checkins=checkins)
             await _nudging(nudger, settings.nudge_every_s, stack)
         updates = None
         if telegram is not None and role == "web":
@@ -278,13 +286,12 @@ async def running(
         yield Runtime(core, jobs, intake.accept, updates, stopping)
 
 
-def _template(settings: Settings, channels: Mapping[str, Channel]) -> NudgeTemplate | None:
-    """The nudge template, when one is set and WhatsApp runs."""
+def _template(sid: str | None, channels: Mapping[str, Channel]) -> Template | None:
+    """An approved WhatsApp template (nudge, check-in), when one is set and WhatsApp runs."""
     whatsapp = channels.get("whatsapp")
-    sid = settings.nudge_template_sid
     if sid is None or whatsapp is None or not isinstance(whatsapp.sender, TwilioSender):
         return None
-    return NudgeTemplate(sid, whatsapp.sender)
+    return Template(sid, whatsapp.sender)
 
 
 async def _nudging(nudger: Nudger, every_s: float, stack: AsyncExitStack) -> None:

@@ -4,6 +4,11 @@ User ids are pseudonymised (the same keyed hash as the logs), so an export can b
 phone numbers; the message texts are what the research is about and are kept, and so are the
 comments parents write after a 👎 (their own words, like their questions).
 
+`sprout export --programme` lists every unprompted message instead (regular ideas and
+check-ins): what became of it, whether it was delivered and read (from Twilio's status
+callbacks), tapped or replied to within 24 hours, what the parent said of the activity, and
+each family's opt-out from regular ideas.
+
 `sprout export --safety` lists the safety events instead, for operators: what the screens did,
 when, for which pseudonymised user, and whether the webhook took the alert; never the words.
 """
@@ -13,23 +18,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from sprout.core.logs import user_ref
 from sprout.core.store import Store
 from sprout.core.tables import (
     AnswerRow,
+    CheckinRow,
     ChunkRow,
     ChunkState,
     FeedbackRow,
     InboundRow,
+    NudgeRow,
     SafetyAlertRow,
     SafetyEventRow,
+    UserRow,
 )
+from sprout.core.unprompted import NUDGE_PREFIX, SENT
 
 FIELDS = (
     "user", "channel", "received_at", "question", "answer", "kind", "messages", "hold_sent",
@@ -141,6 +150,83 @@ async def export_safety(store: Store) -> list[dict[str, Any]]:
             }
             for row in rows
         ]
+
+
+PROGRAMME_FIELDS = (
+    "user", "channel", "kind", "due_at", "recorded_at", "outcome", "error", "sent", "delivered",
+    "read", "tapped", "replied_24h", "activity", "verdict",
+)  # fmt: skip
+_DAY = timedelta(hours=24)
+_RANK = {"delivered": 1, "read": 2}
+
+
+async def export_programme(store: Store) -> list[dict[str, Any]]:
+    """Every nudge, check-in and opt-out, oldest first, for users not out of research."""
+    async with store.engine.connect() as connection:
+        out = set(await connection.scalars(select(UserRow.user_id).where(UserRow.no_research)))
+        nudges = (await connection.execute(_PROGRAMME.order_by(NudgeRow.id))).all()
+        statuses = {
+            inbound_id: status
+            for inbound_id, status in await connection.execute(_ANSWER_STATUS)
+            if status
+        }
+        parent = (await connection.execute(_PARENT_MESSAGES)).all()
+    heard: dict[str, list[tuple[datetime, bool]]] = {}
+    for user_id, received_at, payload in parent:
+        heard.setdefault(user_id, []).append((_aware(received_at), bool(payload)))
+    return [
+        _programme_row(row, statuses, heard.get(row.user_id, []))
+        for row in nudges
+        if row.user_id not in out
+    ]
+
+
+def _programme_row(
+    row: Any, statuses: dict[int, str], heard: list[tuple[datetime, bool]]
+) -> dict[str, Any]:
+    at = _aware(row.recorded_at)
+    sent = row.outcome in SENT
+    status = row.delivery_status or statuses.get(row.inbound_id or -1) or ""
+    after = [tapped for moment, tapped in heard if at < moment <= at + _DAY] if sent else []
+    return {
+        "user": user_ref(row.user_id),
+        "channel": row.channel,
+        "kind": row.kind,
+        "due_at": _aware(row.due_at).isoformat(),
+        "recorded_at": at.isoformat(),
+        "outcome": row.outcome,
+        "error": row.error or "",
+        "sent": sent,
+        "delivered": sent and _RANK.get(status, 0) >= _RANK["delivered"],
+        "read": sent and status == "read",
+        "tapped": any(after),
+        "replied_24h": bool(after),
+        "activity": row.about or "",
+        "verdict": row.verdict or "",
+    }
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_PROGRAMME = select(
+    NudgeRow.user_id, NudgeRow.channel, NudgeRow.kind, NudgeRow.due_at, NudgeRow.recorded_at,
+    NudgeRow.outcome, NudgeRow.error, NudgeRow.delivery_status, NudgeRow.inbound_id,
+    CheckinRow.about, CheckinRow.verdict,
+).outerjoin(CheckinRow, CheckinRow.id == NudgeRow.checkin_id)  # fmt: skip
+# The furthest status any message of each unprompted message's answer reached ("read" sorts
+# after "delivered").
+_ANSWER_STATUS = (
+    select(AnswerRow.inbound_id, func.max(ChunkRow.delivery_status))
+    .join(ChunkRow, ChunkRow.answer_id == AnswerRow.id)
+    .join(NudgeRow, NudgeRow.inbound_id == AnswerRow.inbound_id)
+    .where(ChunkRow.delivery_status.in_(("delivered", "read")))
+    .group_by(AnswerRow.inbound_id)
+)
+_PARENT_MESSAGES = select(InboundRow.user_id, InboundRow.received_at, InboundRow.payload).where(
+    InboundRow.message_id.not_like(f"{NUDGE_PREFIX}%")
+)
 
 
 def _alert_state(alert_id: int | None, delivered_at: datetime | None) -> str:

@@ -63,6 +63,7 @@ class BotConfig:
     # Wakes the operators' webhook outbox when a severe event is recorded (None: no webhook).
     alert: Callable[[], None] | None = None
     one_idea: bool = True  # activities one idea at a time on messaging channels
+    checkins: bool = True  # a check-in after each activity on a messaging channel
 
 
 class Answer:
@@ -131,7 +132,11 @@ class Bot:
         self._decide = Decide(store, prompts, Limits(config.max_input_chars, config.rate_limit))
         self._screen = RequestScreen(prompts.safeguarding.matcher, config.moderator)
         limits = ModelLimits(
-            config.history_tokens, config.model_attempts, config.retry_wait_s, config.one_idea
+            config.history_tokens,
+            config.model_attempts,
+            config.retry_wait_s,
+            config.one_idea,
+            config.checkins,
         )
         self._generate = Generate(model, prompts, store, limits)
         self._events = SafetyEvents(store, config.alert)

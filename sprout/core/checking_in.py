@@ -120,7 +120,8 @@ class CheckingIn:
     ) -> None:
         assert checkin.due_at is not None
         row = {
-            "user_id": checkin.user_id, "kind": "checkin", "due_at": checkin.due_at,
+            "user_id": checkin.user_id, "kind": "checkin", "channel": checkin.channel,
+            "due_at": checkin.due_at,
             "outcome": result, "inbound_id": inbound_id, "provider_id": provider_id,
             "checkin_id": checkin.id, "recorded_at": utc_now(),
         }  # fmt: skip

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     # The approved WhatsApp template (a Content SID, HX…) sent for a nudge due outside the
     # 24-hour window; without it such nudges are skipped and counted.
     nudge_template_sid: str | None = Field(None, validation_alias=_env("SPROUT_NUDGE_TEMPLATE_SID"))
+    # After an activity on WhatsApp or Telegram, one check-in about it the next morning;
+    # outside WhatsApp's window only as this approved template ({{1}}: the activity's name).
+    checkins: bool = Field(True, validation_alias=_env("SPROUT_CHECKINS"))
+    checkin_template_sid: str | None = Field(
+        None, validation_alias=_env("SPROUT_CHECKIN_TEMPLATE_SID")
+    )
     # On SIGTERM/SIGINT, how long answers in flight get to finish before they are cut off
     # (they resume after restart): under the 30 s Heroku allows before it kills the process.
     shutdown_grace_s: float = Field(20.0, ge=0, validation_alias=_env("SPROUT_SHUTDOWN_GRACE_S"))
@@ -113,6 +119,8 @@ class Settings(BaseSettings):
         "redis_url",
         "safeguarding_webhook_url",
         "safeguarding_webhook_secret",
+        "nudge_template_sid",
+        "checkin_template_sid",
         mode="before",
     )
     @classmethod

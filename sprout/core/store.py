@@ -658,16 +658,28 @@ class Store:
                 select(ChunkRow).where(ChunkRow.provider_id == provider_id)
             )
             if chunk is None:
-                if status in _FAILED or error_code:  # a nudge's template, refused (63016…)
-                    failed = {"outcome": "template_failed", "error": (error_code or status)[:64]}
-                    mine = NudgeRow.provider_id == provider_id
-                    await session.execute(update(NudgeRow).where(mine).values(**failed))
+                await _template_status(session, provider_id, status, error_code)
                 return
             old = _STATUS_RANK.get(chunk.delivery_status or "", -1)
             if status not in _STATUS_RANK or _STATUS_RANK[status] >= old:
                 chunk.delivery_status = status
             if error_code:
                 chunk.error = f"delivery error {error_code}"[:200]
+
+
+async def _template_status(
+    session: AsyncSession, provider_id: str, status: str, error_code: str | None
+) -> None:
+    """What Twilio says of a nudge's or check-in's template: delivered, read, or refused
+    (63016…: then marked failed, never sent again in words)."""
+    mine = NudgeRow.provider_id == provider_id
+    if status in _FAILED or error_code:
+        failed = {"outcome": "template_failed", "error": (error_code or status)[:64]}
+        await session.execute(update(NudgeRow).where(mine).values(**failed))
+        return
+    old = await session.scalar(select(NudgeRow.delivery_status).where(mine))
+    if _STATUS_RANK.get(status, -1) > _STATUS_RANK.get(old or "", -1):
+        await session.execute(update(NudgeRow).where(mine).values(delivery_status=status))
 
 
 # The hot statements, built once: SQLAlchemy then reuses their compiled form by key alone.

@@ -56,17 +56,19 @@ class Subscriptions:
     async def end(self, user_id: str) -> bool:
         """Stop the user's ideas, recorded as an opt-out for researchers; whether there were
         any."""
-        statement = delete(SubscriptionRow).where(SubscriptionRow.user_id == user_id)
+        mine = SubscriptionRow.user_id == user_id
         now = utc_now()
-        opted_out = {
-            "user_id": user_id, "kind": "nudge", "due_at": now, "outcome": "opted_out",
-            "recorded_at": now,
-        }  # fmt: skip
         async with self.store.writing() as connection:
-            result = await connection.execute(statement)
-            if result.rowcount:
-                await connection.execute(insert(NudgeRow).values(**opted_out))
-        return bool(result.rowcount)
+            channel = await connection.scalar(select(SubscriptionRow.channel).where(mine))
+            if channel is None:
+                return False
+            await connection.execute(delete(SubscriptionRow).where(mine))
+            opted_out = {
+                "user_id": user_id, "kind": "nudge", "channel": channel, "due_at": now,
+                "outcome": "opted_out", "recorded_at": now,
+            }  # fmt: skip
+            await connection.execute(insert(NudgeRow).values(**opted_out))
+        return True
 
     async def due(self, now: datetime, limit: int) -> list[Subscription]:
         """The subscriptions due by `now`, oldest due first (the index on next_due)."""
@@ -109,6 +111,7 @@ class Subscriptions:
         row = {
             "user_id": subscription.user_id,
             "kind": "nudge",
+            "channel": subscription.channel,
             "due_at": subscription.next_due,
             "outcome": outcome,
             "inbound_id": inbound_id,

@@ -191,6 +191,7 @@ class NudgeRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[str] = mapped_column(String(128), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # nudge, checkin
+    channel: Mapped[str] = mapped_column(String(32), default="", server_default="")
     due_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(32))  # sent, dropped_late, outside_window…
     inbound_id: Mapped[int | None] = mapped_column(default=None)

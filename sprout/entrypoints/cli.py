@@ -199,25 +199,26 @@ def _web(host: str, port: int) -> None:
     os.execv(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - fixed argv, no shell
 
 
-async def _read_rows(settings: Settings, safety: bool) -> list[dict[str, object]]:
+async def _read_rows(settings: Settings, table: str) -> list[dict[str, object]]:
     from sprout.bootstrap import open_store
-    from sprout.export import export_safety, export_turns
+    from sprout.export import export_programme, export_safety, export_turns
 
+    readers = {"turns": export_turns, "safety": export_safety, "programme": export_programme}
     async with open_store(settings) as store:
-        return await (export_safety(store) if safety else export_turns(store))
+        return await readers[table](store)
 
 
-def _export(settings: Settings, form: str, output: str | None, safety: bool = False) -> None:
-    from sprout.export import FIELDS, SAFETY_FIELDS, to_csv, to_json
+def _export(settings: Settings, form: str, output: str | None, table: str = "turns") -> None:
+    from sprout.export import FIELDS, PROGRAMME_FIELDS, SAFETY_FIELDS, to_csv, to_json
 
-    rows = asyncio.run(_read_rows(settings, safety))
-    fields = SAFETY_FIELDS if safety else FIELDS
+    rows = asyncio.run(_read_rows(settings, table))
+    fields = {"turns": FIELDS, "safety": SAFETY_FIELDS, "programme": PROGRAMME_FIELDS}[table]
     text = to_csv(rows, fields) if form == "csv" else to_json(rows)
     if output:
         with open(output, "w", encoding="utf-8", newline="") as file:
             file.write(text)
-        what = "safety events" if safety else "turns"
-        print(f"{len(rows)} {what} written to {output}", file=sys.stderr)
+        what = {"turns": "turns", "safety": "safety events", "programme": "programme rows"}
+        print(f"{len(rows)} {what[table]} written to {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
 
@@ -255,10 +256,20 @@ def main(argv: list[str] | None = None) -> None:
     export = commands.add_parser("export", help="conversations with per-message timings")
     export.add_argument("--format", choices=["csv", "json"], default="csv")
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
-    export.add_argument(
+    which = export.add_mutually_exclusive_group()
+    which.add_argument(
         "--safety",
-        action="store_true",
+        action="store_const",
+        const="safety",
+        dest="table",
         help="the safety events instead (for operators: no message texts)",
+    )
+    which.add_argument(
+        "--programme",
+        action="store_const",
+        const="programme",
+        dest="table",
+        help="regular ideas, check-ins and opt-outs: delivered, read, tapped, replied",
     )
     args = parser.parse_args(argv)
 
@@ -283,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "web":
         _web(args.host, args.port)
     elif args.command == "export":
-        _export(settings, args.format, args.output, args.safety)
+        _export(settings, args.format, args.output, args.table or "turns")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from sprout.core.llm import DEMO_BANNER
 from sprout.core.profile import EYFS_AREAS, LANGUAGE_NAMES, Child, Profile
 from sprout.core.settings import Settings
 from sprout.entrypoints.web_core import WebCore
+from sprout.export import PROGRAMME_FIELDS, export_programme, to_csv
 
 PLACES = {"": "not set", "indoors": "indoors", "outdoors": "outdoors", "both": "both"}
 LANGUAGES = {"": "not set", **LANGUAGE_NAMES}
@@ -202,6 +203,8 @@ def _chart(rendering: Rendering) -> dict[str, Any]:
 
 
 def _export(core: WebCore, user_id: str, turns: list[WebTurn]) -> None:
+    _programme(core)
+    st.subheader("This session")
     if not turns:
         st.info("Nothing to export yet.")
         return
@@ -213,6 +216,19 @@ def _export(core: WebCore, user_id: str, turns: list[WebTurn]) -> None:
     right.download_button(
         "Download JSON", export_json(turns, ratings), "sprout-session.json", "application/json"
     )
+
+
+def _programme(core: WebCore) -> None:
+    """Every family's regular ideas and check-ins, as `sprout export --programme` has them
+    (pseudonymised, no message words): for researchers reading the programme's reach."""
+    st.subheader("Regular ideas and check-ins (all families)")
+    rows = core.call(export_programme(core.store))
+    if not rows:
+        st.info("No regular ideas or check-ins yet.")
+        return
+    st.dataframe(rows, hide_index=True)
+    csv = to_csv(rows, PROGRAMME_FIELDS)
+    st.download_button("Download programme CSV", csv, "sprout-programme.csv", "text/csv")
 
 
 def main() -> None:

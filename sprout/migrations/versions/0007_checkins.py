@@ -37,6 +37,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_checkins_user_id", "checkins", ["user_id"])
     op.create_index("ix_checkins_due_at", "checkins", ["due_at"])
+    op.add_column(
+        "nudges", sa.Column("channel", sa.String(length=32), nullable=False, server_default="")
+    )
     op.add_column("nudges", sa.Column("delivery_status", sa.String(length=32), nullable=True))
     op.add_column("nudges", sa.Column("checkin_id", sa.Integer(), nullable=True))
 
@@ -45,6 +48,7 @@ def downgrade() -> None:
     with op.batch_alter_table("nudges") as batch:
         batch.drop_column("checkin_id")
         batch.drop_column("delivery_status")
+        batch.drop_column("channel")
     op.drop_index("ix_checkins_due_at", table_name="checkins")
     op.drop_index("ix_checkins_user_id", table_name="checkins")
     op.drop_table("checkins")
