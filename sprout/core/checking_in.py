@@ -21,7 +21,7 @@ from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import Incoming
 from sprout.core.metrics import NUDGES
 from sprout.core.store import Store
-from sprout.core.tables import InboundRow, NudgeRow, utc_now
+from sprout.core.tables import InboundRow, NudgeRow
 from sprout.core.unprompted import (
     Due,
     Template,
@@ -73,7 +73,7 @@ class CheckingIn:
             )
         if result in ("sent", "template_sent"):
             await self._checkins.sent(checkin.id, now)
-        await self._record(checkin, result, inbound_id, provider_id)
+        await self._record(checkin, result, (inbound_id, provider_id), now)
         NUDGES.labels(kind="checkin", outcome=result).inc()
         log.info("checkin", user=user_ref(checkin.user_id), outcome=result)
 
@@ -116,14 +116,16 @@ class CheckingIn:
             return await connection.scalar(query)
 
     async def _record(
-        self, checkin: Checkin, result: str, inbound_id: int | None, provider_id: str | None
+        self, checkin: Checkin, result: str, ids: tuple[int | None, str | None], now: datetime
     ) -> None:
+        """What became of the check-in; `ids`: its message's, or its template's."""
         assert checkin.due_at is not None
+        inbound_id, provider_id = ids
         row = {
             "user_id": checkin.user_id, "kind": "checkin", "channel": checkin.channel,
             "due_at": checkin.due_at,
             "outcome": result, "inbound_id": inbound_id, "provider_id": provider_id,
-            "checkin_id": checkin.id, "recorded_at": utc_now(),
+            "checkin_id": checkin.id, "recorded_at": now,
         }  # fmt: skip
         async with self._store.writing() as connection:
             await connection.execute(insert(NudgeRow).values(**row))

@@ -11,7 +11,7 @@ indexed and claimed with a conditional update, like a subscription's, so it goes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -83,12 +83,12 @@ def checkin_due(given_at: datetime, last_heard: datetime, zone: str, at: time) -
         morning = datetime.combine(earliest.date() + timedelta(days=1), at, tzinfo=tz)
     closes = (last_heard + WINDOW_MARGIN).astimezone(tz)
     if morning <= closes:
-        return morning
+        return morning.astimezone(UTC)
     before = closes
     if in_quiet_hours(closes.time()):
         day = closes.date() if closes.time() >= EVENING else closes.date() - timedelta(days=1)
         before = datetime.combine(day, EVENING, tzinfo=tz)
-    return before if before - given_at >= SOONEST_EVENING else morning
+    return (before if before - given_at >= SOONEST_EVENING else morning).astimezone(UTC)
 
 
 class Checkins:

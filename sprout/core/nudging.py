@@ -129,7 +129,7 @@ class Nudger:
             provider_id, result = await send_template(
                 self._template, due.channel, due.user_id, variables
             )
-        await self._subscriptions.record(due, result, inbound_id, provider_id)
+        await self._subscriptions.record(due, result, inbound_id, provider_id, now)
         NUDGES.labels(kind="nudge", outcome=result).inc()
         log.info("nudge", user=user_ref(due.user_id), outcome=result)
 

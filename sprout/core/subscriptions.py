@@ -104,6 +104,7 @@ class Subscriptions:
         outcome: str,
         inbound_id: int | None = None,
         provider_id: str | None = None,
+        at: datetime | None = None,
     ) -> None:
         """What became of the nudge due at the subscription's `next_due` (`provider_id`: the
         template message sent instead, outside the 24-hour window)."""
@@ -116,7 +117,7 @@ class Subscriptions:
             "outcome": outcome,
             "inbound_id": inbound_id,
             "provider_id": provider_id,
-            "recorded_at": utc_now(),
+            "recorded_at": at or utc_now(),
         }
         async with self.store.writing() as connection:
             await connection.execute(insert(NudgeRow).values(**row))
