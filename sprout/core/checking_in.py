@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 
+from sprout.core.cadence import in_quiet_hours
 from sprout.core.checkins import CHECKIN_DUE, Checkin, Checkins
 from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import Incoming
@@ -82,8 +83,8 @@ class CheckingIn:
         heard = await last_heard(self._store, checkin.user_id)
         if heard is not None and heard > checkin.given_at:
             return "parent_wrote"
-        zone = await self._checkins.zone(checkin.user_id)
-        going = Due(checkin.user_id, checkin.channel, zone, checkin.due_at)
+        zone, at = await self._checkins.timing(checkin.user_id)
+        going = Due(checkin.user_id, checkin.channel, zone, checkin.due_at, in_quiet_hours(at))
         result = await outcome(self._store, going, now)
         if result in ("sent", "template") and await went_today(
             self._store, checkin.user_id, zone, now
@@ -94,7 +95,7 @@ class CheckingIn:
         return result
 
     async def _send(self, checkin: Checkin, now: datetime) -> tuple[int | None, str]:
-        zone = await self._checkins.zone(checkin.user_id)
+        zone, _ = await self._checkins.timing(checkin.user_id)
         day = now.astimezone(ZoneInfo(zone)).date()
         question = Incoming(
             channel=checkin.channel,

@@ -100,9 +100,7 @@ class Checkins:
         """A check-in about the activity just given; the one waiting before it is dropped
         (only the latest activity is asked about). Planned twice (a resumed answer): once."""
         user_id = activity.user_id
-        subscription = await self._subscriptions.get(user_id)
-        zone = subscription.zone if subscription else zone_of_number(user_id) or UK_TIME
-        at = subscription.cadence.at if subscription else MORNING
+        zone, at = await self.timing(user_id)
         due = checkin_due(activity.given_at, activity.last_heard, zone, at)
         row = {
             "user_id": user_id, "channel": activity.channel, "inbound_id": activity.inbound_id,
@@ -116,9 +114,13 @@ class Checkins:
             await connection.execute(update(CheckinRow).where(*waiting).values(due_at=None))
             await connection.execute(insert(CheckinRow).values(**row))
 
-    async def zone(self, user_id: str) -> str:
+    async def timing(self, user_id: str) -> tuple[str, time]:
+        """The family's time zone, and the local time check-ins come at: their regular
+        ideas' (which they chose), else `MORNING`."""
         subscription = await self._subscriptions.get(user_id)
-        return subscription.zone if subscription else zone_of_number(user_id) or UK_TIME
+        if subscription is not None:
+            return subscription.zone, subscription.cadence.at
+        return zone_of_number(user_id) or UK_TIME, MORNING
 
     async def due(self, now: datetime, limit: int) -> list[Checkin]:
         query = (

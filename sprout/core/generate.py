@@ -158,7 +158,12 @@ class Generate:
         style_one = self._limits.one_idea and turn.spec.messaging
         one = (style_one or asked.another) and not asked.whole_list
         if asked.intent is not Intent.ACTIVITIES or not one:
-            return self._request(asked.intent, asked.argument, turn.profile, turn.state, turn.lead)
+            request = self._request(
+                asked.intent, asked.argument, turn.profile, turn.state, turn.lead
+            )
+            if asked.intent is Intent.ACTIVITIES:  # the whole list is steered the same way
+                await self._steer(turn, request.messages)
+            return request
         # A regular idea avoids every idea the family had, whatever its topic.
         had = await self._store.ideas(
             turn.user, None if is_nudge(turn.incoming) else asked.argument
