@@ -4,11 +4,14 @@ whole job (store + bot + delivery) with a fake model and a recording sender."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
 
 import pytest
 from sqlalchemy import select
 
 from sprout.core.bot import Bot, BotConfig
+from sprout.core.cadence import EVERY_DAY, Cadence
+from sprout.core.checkins import Activity, Checkins
 from sprout.core.delivery import Channel, Delivery
 from sprout.core.history import estimate_tokens, recent_history
 from sprout.core.llm import ToolCall
@@ -18,6 +21,7 @@ from sprout.core.prompts import Prompts
 from sprout.core.ratelimit import RateLimit
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store, Turn
+from sprout.core.subscriptions import Subscription, Subscriptions
 from sprout.core.tables import Base
 from tests.unit.doubles import FakeLLM, RecordingSender
 
@@ -175,6 +179,12 @@ async def test_forget_me_leaves_no_row_about_the_user(chat: Chat) -> None:
     chat.model.next_tool_call = ToolCall("update_profile", {"children": [{"age_years": 2}]})
     await chat.say("my son is 2")
     await chat.say("Activities trains")
+    now = datetime.now(UTC)  # the check-in after it, and regular ideas ended (an opt-out row)
+    await Checkins(chat.store).plan(Activity(USER, "whatsapp", 999, "Trains", False, now, now))
+    subscriptions = Subscriptions(chat.store)
+    daily = Cadence(EVERY_DAY, time(9, 0))
+    await subscriptions.save(Subscription(USER, "whatsapp", daily, "Europe/London", now))
+    await subscriptions.end(USER)
     await chat.say("I can't cope anymore")  # a safety event, kept under the user's pseudonym
     chat.model.reply = "Give 5 ml of Calpol every 4 hours."
     await chat.say("my toddler has a fever, what can I give?")  # and one of the answer screen
