@@ -3,6 +3,7 @@ the next morning, only to a parent who has been quiet since, inside WhatsApp's w
 it only as the approved template), instead of the day's regular idea; and what the parent
 says of it steers the next ideas."""
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 
@@ -288,3 +289,13 @@ async def test_the_programme_export_has_a_row_for_each_outcome(
         "template_sent",
         "opted_out",
     }
+
+
+async def test_workers_finding_the_same_check_in_send_it_once(
+    prompts: Prompts, store: Store
+) -> None:
+    family = Family(prompts, store)
+    await family.says("Activities dinosaurs", MONDAY_10)
+    workers = [family.checking_in() for _ in range(4)]
+    await asyncio.gather(*(worker.tick(TUESDAY_9) for worker in workers))
+    assert len(family.queue.accepted) == 1 and await family.outcomes() == ["sent"]
