@@ -154,7 +154,8 @@ class Bot:
 
     async def begin(self, ask: Ask) -> Answer:
         """Decide how to answer (carrying out commands); the chunks come as it is iterated."""
-        view = LiveView(ask.on_text)
+        screen = self.prompts.answer_rules.check if ask.on_text is not None else None
+        view = LiveView(ask.on_text, screen)
         turn = await self._turn(ask)
         concern = self._screen.check(turn)
         if concern is not None:  # before routing: whatever else the message asks

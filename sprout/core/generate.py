@@ -273,6 +273,7 @@ class Generate:
                 if writer.stopped:
                     break  # closing the stream stops the model
         await verdict.passed()
+        view.finish()
         for chunk in writer.finish(truncated):
             yield chunk
 

@@ -3,6 +3,7 @@ and the small helpers that turn fixed texts into chunks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from sprout.core.chunking import Chunk, Chunker
@@ -61,23 +62,61 @@ class Turn:
         return Origin(self.user, self.incoming.channel, self.ask.inbound_id)
 
 
-class LiveView:
-    """Feeds a live view: model text as it streams, fixed texts as whole blocks."""
+# Checks live text against the answer rules: (text, what came just before it) -> a finding.
+Screen = Callable[[str, str], object | None]
+# Characters of live text held back: a dose's unit or a link's end is seen before its first
+# words show. What was shown is kept as context for the next check.
+PREVIEW_LAG, PREVIEW_CONTEXT = 40, 160
 
-    def __init__(self, on_text: Preview | None) -> None:
+
+class LiveView:
+    """Feeds a live view: model text as it streams, fixed texts as whole blocks.
+
+    With a `screen` (the answer rules), the live text is held back by `PREVIEW_LAG`
+    characters and checked as it grows, so the words of a dose or an off-list link never
+    show before the answer screen replaces them: from the first text that breaks a rule,
+    nothing more of the model's text is shown."""
+
+    def __init__(self, on_text: Preview | None, screen: Screen | None = None) -> None:
         self._on_text = on_text
+        self._screen = screen
         self._shown = False
+        self._held = ""  # streamed, not shown yet
+        self._before = ""  # the end of what was shown: where a rule's first words may be
+        self._stopped = False
 
     def text(self, delta: str) -> None:
-        if self._on_text is not None and delta:
-            self._on_text(delta)
-            self._shown = True
+        if self._on_text is None or not delta or self._stopped:
+            return
+        if self._screen is None:
+            self._show(delta)
+            return
+        self._held += delta
+        if self._screen(self._held, self._before) is not None:
+            self._stopped = True
+            return
+        if (cut := len(self._held) - PREVIEW_LAG) > 0:
+            self._show(self._held[:cut])
+            self._held = self._held[cut:]
+
+    def finish(self) -> None:
+        """The model's text ended: what was held back passed the rules."""
+        if self._held and not self._stopped:
+            self._show(self._held)
+        self._held = ""
 
     def blocks(self, chunks: list[Chunk]) -> list[Chunk]:
         """Show whole chunks (a fixed text) as they will be sent; returns them."""
+        self.finish()
         for chunk in chunks:
-            self.text((BLOCK_SEPARATOR if self._shown else "") + chunk.text)
+            self._show((BLOCK_SEPARATOR if self._shown else "") + chunk.text)
         return chunks
+
+    def _show(self, text: str) -> None:
+        if self._on_text is not None and text:
+            self._on_text(text)
+            self._shown = True
+            self._before = (self._before + text)[-PREVIEW_CONTEXT:]
 
 
 def fixed_chunks(text: str, spec: ChannelSpec) -> list[Chunk]:

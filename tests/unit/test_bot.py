@@ -1,8 +1,9 @@
+from sprout.core.answer_rules import Reason
 from sprout.core.bot import Bot, BotConfig
 from sprout.core.formatting import to_whatsapp
 from sprout.core.messages import Incoming, Media, utf16_len
 from sprout.core.prompts import FLAGGED, Prompts
-from sprout.core.specs import WHATSAPP
+from sprout.core.specs import WEB, WHATSAPP
 from sprout.core.store import Store
 from sprout.core.turn import Ask
 from tests.unit.doubles import FakeLLM, FakeTranscriber, SlowModerator, StoredMedia
@@ -105,6 +106,18 @@ async def test_a_live_view_sees_the_answer_word_by_word(prompts: Prompts, store:
     ]
     assert len(shown) > len(chunks), "smaller pieces than the chunks"
     assert "".join(shown) == "Clouds are made of tiny drops.\n\nThey fall as rain."
+
+
+async def test_a_live_view_never_shows_a_dose_the_answer_screen_stops(
+    prompts: Prompts, store: Store
+) -> None:
+    model = FakeLLM("Fevers are common. Give 5 ml of Calpol every 4 hours until it passes.")
+    shown: list[str] = []
+    asked = message("Explain fevers")
+    chunks = [c.text async for c in Bot(model, prompts, store).chunks(asked, WEB, shown.append)]
+    assert "Calpol" not in "".join(chunks)
+    assert "5 ml" not in "".join(shown) and "every 4 hours" not in "".join(shown)
+    assert prompts.safe_text(Reason.DOSE).split()[0] in "".join(shown), "the safe text shows"
 
 
 async def test_a_live_view_sees_fixed_texts_whole(prompts: Prompts, store: Store) -> None:
