@@ -1,0 +1,68 @@
+"""`sprout report`: the outcomes of each experiment's arms, beside the control.
+
+Who counts: every user assigned to an arm (`assignments`), from the moment they were
+assigned until the end of the experiment's last day (UTC), except those who asked for
+"no research". The unit is the user: each outcome is first one value per user, then one
+figure per arm (and per channel), so a heavy user counts as much as anyone else.
+
+The outcomes (per user, then per arm):
+- answers per user: the model's answers (explain, activities, chat) that reached the user,
+  with at least one message sent; fixed texts and safeguarding replies are the same in
+  every arm and are left out. Mean per user.
+- time to first message: from the user's message being received to the first message of
+  its answer being sent (the hold message does not count). The user's median over their
+  answers; per arm, the median of those, and their 90th percentile (p90).
+- messages per answer, characters per answer: the messages (and their characters, as sent)
+  of each answer, hold message excluded. The user's mean; per arm, the mean.
+- 👍 rate, 👎 rate (only when the experiment has any feedback): the share of the user's
+  answers they rated so; per arm, the mean of the users' shares.
+- follow-up within 10 minutes: the share of the user's answers after whose completion they
+  asked a question of their own (typed, routed to explain, activities or a conversation —
+  not a command or a tap) within 10 minutes; per arm, the mean.
+- returned within 7 days: the user wrote again on a later (UTC) day, within 7 days of their
+  first message in the arm. Users whose 7 days are not over yet are left out (they could
+  still return). Share of users.
+- tapped a nudge (only when the experiment has nudges): among users sent at least one
+  nudge, those who tapped a nudge's or a check-in's button. Share of users.
+- ended regular ideas (nudges only): among users with any nudge recorded, those with an
+  "opted_out" one. Share of users.
+- had a safety event: any safety event (matched by pseudonym) in the window. Share of users.
+
+The statistics (see `sprout.report.stats`): shares by the score test with Newcomb's interval,
+means of per-user values by Welch's t-test and its interval, medians by Mann-Whitney's U test
+with a seeded bootstrap interval for the difference in medians. Every figure carries the
+number of users behind it, and a warning under 20 users in the arm or its control.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, time, timedelta
+
+from sprout.core.store import Store
+from sprout.report.figures import ExperimentLike, Figure, figures
+from sprout.report.records import Window, read_members
+
+__all__ = ["ExperimentLike", "Figure", "experiment_figures", "report"]
+
+
+def _end_of(experiment: ExperimentLike) -> datetime:
+    return datetime.combine(experiment.end + timedelta(days=1), time(), tzinfo=UTC)
+
+
+async def experiment_figures(
+    store: Store, experiment: ExperimentLike, now: datetime
+) -> list[Figure]:
+    members = await read_members(store, Window(experiment.name, _end_of(experiment)))
+    return figures(experiment, members, now)
+
+
+async def report(
+    store: Store, experiments: Sequence[ExperimentLike], now: datetime | None = None
+) -> list[Figure]:
+    """The figures of every experiment given, in order; `now` decides whose 7 days are over."""
+    moment = now or datetime.now(UTC)
+    found: list[Figure] = []
+    for experiment in experiments:
+        found += await experiment_figures(store, experiment, moment)
+    return found
