@@ -11,6 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from sprout.core.llm import DEMO_BANNER
@@ -222,6 +223,28 @@ def _export(settings: Settings, form: str, output: str | None, safety: bool = Fa
         sys.stdout.write(text)
 
 
+async def _read_report(settings: Settings, name: str | None) -> list[Any]:
+    from sprout.bootstrap import open_store
+    from sprout.report import experiments_to_report, report
+
+    experiments = experiments_to_report(settings, name)
+    async with open_store(settings) as store:
+        return await report(store, experiments)
+
+
+def _report(settings: Settings, name: str | None, form: str) -> None:
+    from sprout.report import ReportError
+    from sprout.report.output import to_csv, to_json, to_table
+
+    try:
+        figures = asyncio.run(_read_report(settings, name))
+    except ReportError as reason:
+        print(reason, file=sys.stderr)
+        sys.exit(1)
+    render = {"table": to_table, "csv": to_csv, "json": to_json}[form]
+    sys.stdout.write(render(figures))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sprout", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -260,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="the safety events instead (for operators: no message texts)",
     )
+    report = commands.add_parser("report", help="outcomes per arm of each experiment")
+    report.add_argument("--experiment", help="only this experiment (default: every one)")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -284,6 +310,8 @@ def main(argv: list[str] | None = None) -> None:
         _web(args.host, args.port)
     elif args.command == "export":
         _export(settings, args.format, args.output, args.safety)
+    elif args.command == "report":
+        _report(settings, args.experiment, args.format)
 
 
 if __name__ == "__main__":

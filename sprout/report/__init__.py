@@ -39,11 +39,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 
+from sprout.core.experiments import Experiment, ExperimentFileError, load_experiments
+from sprout.core.settings import Settings
 from sprout.core.store import Store
 from sprout.report.figures import ExperimentLike, Figure, figures
 from sprout.report.records import Window, read_members
 
-__all__ = ["ExperimentLike", "Figure", "experiment_figures", "report"]
+__all__ = [
+    "ExperimentLike",
+    "Figure",
+    "ReportError",
+    "experiment_figures",
+    "experiments_to_report",
+    "report",
+]
+
+
+class ReportError(Exception):
+    """Why there is no report: no experiments file, a wrong one, or no such experiment."""
+
+
+def experiments_to_report(settings: Settings, name: str | None = None) -> tuple[Experiment, ...]:
+    """The experiments of the file `SPROUT_EXPERIMENTS` names: all, or the one `name`d."""
+    if settings.experiments_file is None:
+        raise ReportError(
+            "No experiments: SPROUT_EXPERIMENTS names no experiments file "
+            '(see "Running an experiment" in the README).'
+        )
+    try:
+        experiments = load_experiments(settings.experiments_file, settings.prompts_dir)
+    except ExperimentFileError as error:
+        raise ReportError(str(error)) from None
+    if name is None:
+        return experiments
+    chosen = tuple(experiment for experiment in experiments if experiment.name == name)
+    if not chosen:
+        known = ", ".join(experiment.name for experiment in experiments) or "none"
+        raise ReportError(
+            f"No experiment {name!r} in {settings.experiments_file} (there: {known})."
+        )
+    return chosen
 
 
 def _end_of(experiment: ExperimentLike) -> datetime:

@@ -145,4 +145,4 @@ def _warning(users: int, control_users: int | None) -> str:
     fewest = min(users, control_users if control_users is not None else users)
     if fewest >= MIN_USERS:
         return ""
-    return f"only {fewest} users: too few to say anything"
+    return f"only {fewest} user{'s' if fewest != 1 else ''}: too few to say anything"

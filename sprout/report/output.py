@@ -54,7 +54,7 @@ def difference(figure: Figure) -> str:
 
 
 def table_rows(figures: Sequence[Figure]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for figure in figures:
         value = interval(figure.value, figure.low, figure.high, figure.unit)
         if figure.p90 is not None:

@@ -117,7 +117,10 @@ def compare_means(arm: Sequence[float], control: Sequence[float]) -> Comparison:
     difference = float(a.mean() - c.mean())
     if len(a) < 2 or len(c) < 2 or (np.ptp(a) == 0 and np.ptp(c) == 0):
         return Comparison(difference, None, None, None, test)
-    result = stats.ttest_ind(a, c, equal_var=False)
+    with warnings.catch_warnings():
+        # An arm whose users all have the same value has no spread: exact, not imprecise.
+        warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)
+        result = stats.ttest_ind(a, c, equal_var=False)
     interval = result.confidence_interval(CONFIDENCE)
     return Comparison(
         difference,
