@@ -9,10 +9,12 @@ hold messages, and a member of another experiment.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
@@ -291,3 +293,21 @@ async def _outsiders(writer: _Writer) -> Person:
     asked = await writer.inbound(late, datetime(2026, 12, 1, 0, 5, tzinfo=UTC), QUESTION)
     await writer.answer(asked, "chat", [(False, "z", datetime(2026, 12, 1, 0, 6, tzinfo=UTC))])
     return late
+
+
+def seed_data_dir(data_dir: Path) -> tuple[list[Person], Path]:
+    """Seed the database Sprout opens in `data_dir` (SPROUT_DATA_DIR) and write the
+    experiments file beside it: the members made, and the file for SPROUT_EXPERIMENTS."""
+
+    async def run() -> list[Person]:
+        store = Store.from_url(f"sqlite+aiosqlite:///{data_dir / 'sprout.db'}")
+        try:
+            await store.create_schema()
+            return await seed(store)
+        finally:
+            await store.close()
+
+    people = asyncio.run(run())
+    path = data_dir / "experiments.toml"
+    path.write_text(EXPERIMENTS_TOML)
+    return people, path

@@ -14,7 +14,7 @@ The outcomes (per user, then per arm):
   answers; per arm, the median of those, and their 90th percentile (p90).
 - messages per answer, characters per answer: the messages (and their characters, as sent)
   of each answer, hold message excluded. The user's mean; per arm, the mean.
-- 👍 rate, 👎 rate (only when the experiment has any feedback): the share of the user's
+- thumbs-up rate, thumbs-down rate (👍, 👎; only when the experiment has any feedback): the share of the user's
   answers they rated so; per arm, the mean of the users' shares.
 - follow-up within 10 minutes: the share of the user's answers after whose completion they
   asked a question of their own (typed, routed to explain, activities or a conversation —
@@ -37,20 +37,23 @@ number of users behind it, and a warning under 20 users in the arm or its contro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from sprout.core.experiments import Experiment, ExperimentFileError, load_experiments
 from sprout.core.settings import Settings
 from sprout.core.store import Store
-from sprout.report.figures import ExperimentLike, Figure, figures
-from sprout.report.records import Window, read_members
+from sprout.report.figures import ALL_CHANNELS, ExperimentLike, Figure, figures, user_values
+from sprout.report.outcomes import Outcome
+from sprout.report.records import Member, Window, read_members
 
 __all__ = [
     "ExperimentLike",
+    "ExperimentReport",
     "Figure",
     "ReportError",
-    "experiment_figures",
     "experiments_to_report",
+    "read_report",
     "report",
 ]
 
@@ -85,11 +88,23 @@ def _end_of(experiment: ExperimentLike) -> datetime:
     return datetime.combine(experiment.end + timedelta(days=1), time(), tzinfo=UTC)
 
 
-async def experiment_figures(
-    store: Store, experiment: ExperimentLike, now: datetime
-) -> list[Figure]:
+@dataclass(frozen=True)
+class ExperimentReport:
+    """An experiment's figures, and its members for what the figures summarise (the
+    distribution of the users' times, for one)."""
+
+    experiment: ExperimentLike
+    members: list[Member]
+    figures: list[Figure]
+    now: datetime
+
+    def user_values(self, outcome: Outcome, arm: str, channel: str = ALL_CHANNELS) -> list[float]:
+        return user_values(outcome, self.members, arm, channel, self.now)
+
+
+async def read_report(store: Store, experiment: ExperimentLike, now: datetime) -> ExperimentReport:
     members = await read_members(store, Window(experiment.name, _end_of(experiment)))
-    return figures(experiment, members, now)
+    return ExperimentReport(experiment, members, figures(experiment, members, now), now)
 
 
 async def report(
@@ -99,5 +114,5 @@ async def report(
     moment = now or datetime.now(UTC)
     found: list[Figure] = []
     for experiment in experiments:
-        found += await experiment_figures(store, experiment, moment)
+        found += (await read_report(store, experiment, moment)).figures
     return found

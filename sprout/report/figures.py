@@ -75,7 +75,9 @@ def figures(experiment: ExperimentLike, members: Sequence[Member], now: datetime
         if not applies(outcome, list(members)):
             continue
         for channel in scopes:
-            values = {arm.name: _values(outcome, members, arm.name, channel, now) for arm in arms}
+            values = {
+                arm.name: user_values(outcome, members, arm.name, channel, now) for arm in arms
+            }
             for arm in arms:
                 context = _Context(experiment.name, channel, outcome, control)
                 found.append(_figure(context, arm.name, values[arm.name], values[control]))
@@ -90,9 +92,10 @@ class _Context:
     control: str
 
 
-def _values(
+def user_values(
     outcome: Outcome, members: Sequence[Member], arm: str, channel: str, now: datetime
 ) -> list[float]:
+    """The arm's per-user values of the outcome, for the users it applies to."""
     chosen = [
         member
         for member in members
@@ -116,8 +119,8 @@ def _figure(context: _Context, arm: str, values: list[float], control: list[floa
         unit=context.outcome.unit,
         users=estimate.users,
         value=estimate.value,
-        low=estimate.low,
-        high=estimate.high,
+        low=_within(estimate.low, context.outcome.unit),
+        high=_within(estimate.high, context.outcome.unit),
         p90=stats.percentile(values, 90) if summary is Summary.MEDIAN else None,
         control_users=None if comparison is None else len(control),
         difference=None if comparison is None else comparison.difference,
@@ -127,6 +130,14 @@ def _figure(context: _Context, arm: str, values: list[float], control: list[floa
         test="" if comparison is None else comparison.test,
         warning=_warning(len(values), None if arm == context.control else len(control)),
     )
+
+
+def _within(bound: float | None, unit: str) -> float | None:
+    """A rate's interval stops where rates do (0 and 1): the t interval of a mean of per-user
+    rates can pass them with few users, and clipping loses no coverage."""
+    if bound is None or unit != "%":
+        return bound
+    return min(max(bound, 0.0), 1.0)
 
 
 def _statistics(

@@ -53,13 +53,17 @@ def difference(figure: Figure) -> str:
     return shown.replace("%", " pt") if figure.unit == "%" else shown
 
 
+def _p(p_value: float) -> str:
+    return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
+
+
 def table_rows(figures: Sequence[Figure]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for figure in figures:
         value = interval(figure.value, figure.low, figure.high, figure.unit)
         if figure.p90 is not None:
             value += f" (p90 {number(figure.p90, figure.unit)})"
-        p_value = "" if figure.p_value is None else f"{figure.p_value:.3f}"
+        p_value = "" if figure.p_value is None else _p(figure.p_value)
         users = str(figure.users) + (" !" if figure.warning else "")
         rows.append((figure.label, figure.arm, users, value, difference(figure), p_value))
     return rows
