@@ -14,8 +14,8 @@ The outcomes (per user, then per arm):
   answers; per arm, the median of those, and their 90th percentile (p90).
 - messages per answer, characters per answer: the messages (and their characters, as sent)
   of each answer, hold message excluded. The user's mean; per arm, the mean.
-- thumbs-up rate, thumbs-down rate (👍, 👎; only when the experiment has any feedback): the share of the user's
-  answers they rated so; per arm, the mean of the users' shares.
+- thumbs-up rate, thumbs-down rate (👍, 👎; only when the experiment has any feedback): the
+  share of the user's answers they rated so; per arm, the mean of the users' shares.
 - follow-up within 10 minutes: the share of the user's answers after whose completion they
   asked a question of their own (typed, routed to explain, activities or a conversation —
   not a command or a tap) within 10 minutes; per arm, the mean.
