@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from sprout.core.experiments import ExperimentFileError
 from sprout.core.llm import DEMO_BANNER
 from sprout.core.logs import configure_logging, get_logger
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming
@@ -270,6 +271,13 @@ def main(argv: list[str] | None = None) -> None:
     _setup_logging(settings, chat_log)
     if args.command in {"serve", "worker"}:
         sys.excepthook = _log_crash
+    try:
+        _run(args, settings, chat_log)
+    except ExperimentFileError as error:
+        _cannot_start(error)
+
+
+def _run(args: argparse.Namespace, settings: Settings, chat_log: Path | None) -> None:
     if args.command == "serve":
         asyncio.run(_serve(settings, args.host, args.port or settings.port))
     elif args.command == "worker":
@@ -284,6 +292,15 @@ def main(argv: list[str] | None = None) -> None:
         _web(args.host, args.port)
     elif args.command == "export":
         _export(settings, args.format, args.output, args.safety)
+
+
+def _cannot_start(error: ExperimentFileError) -> None:
+    """A broken experiments file: said plainly to a person, as one JSON line to a log."""
+    if sys.stderr.isatty():
+        print(f"sprout cannot start: {error}", file=sys.stderr)
+    else:
+        log.critical("cannot_start", problem=str(error))
+    sys.exit(1)
 
 
 if __name__ == "__main__":
