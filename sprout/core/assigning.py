@@ -76,6 +76,10 @@ class Assigner:
     def defaults(self) -> Behaviour:
         return self._defaults
 
+    @property
+    def experiments(self) -> tuple[Experiment, ...]:
+        return self._experiments
+
     async def behaviour(self, incoming: Incoming) -> Behaviour:
         """The user's behaviour for this message, joining them to running experiments."""
         day = incoming.received_at.date()
