@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _run(args, settings, chat_log)
     except ExperimentFileError as error:
-        _cannot_start(error)
+        # Servers log JSON lines for machines to read; everything else talks to a person.
+        _cannot_start(error, plain=args.command not in {"serve", "worker"})
 
 
 def _run(args: argparse.Namespace, settings: Settings, chat_log: Path | None) -> None:
@@ -294,9 +295,9 @@ def _run(args: argparse.Namespace, settings: Settings, chat_log: Path | None) ->
         _export(settings, args.format, args.output, args.safety)
 
 
-def _cannot_start(error: ExperimentFileError) -> None:
+def _cannot_start(error: ExperimentFileError, plain: bool) -> None:
     """A broken experiments file: said plainly to a person, as one JSON line to a log."""
-    if sys.stderr.isatty():
+    if plain or sys.stderr.isatty():
         print(f"sprout cannot start: {error}", file=sys.stderr)
     else:
         log.critical("cannot_start", problem=str(error))
