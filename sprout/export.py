@@ -17,23 +17,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from sprout.core.logs import user_ref
 from sprout.core.store import Store
 from sprout.core.tables import (
     AnswerRow,
+    AssignmentRow,
     ChunkRow,
     ChunkState,
     FeedbackRow,
     InboundRow,
     SafetyAlertRow,
     SafetyEventRow,
+    UserRow,
 )
 
 FIELDS = (
     "user", "channel", "received_at", "question", "answer", "kind", "messages", "hold_sent",
-    "first_message_s", "complete_s", "feedback", "feedback_comment",
+    "first_message_s", "complete_s", "feedback", "feedback_comment", "arm",
 )  # fmt: skip
 
 
@@ -46,6 +49,30 @@ def _utc(moment: datetime | None) -> datetime | None:
 def _seconds(start: datetime, end: datetime | None) -> float | None:
     finish = _utc(end)
     return None if finish is None else round((finish - start).total_seconds(), 3)
+
+
+# Users who said "no research": left out of every export from then on.
+_NO_RESEARCH = select(UserRow.user_id).where(UserRow.no_research.is_(True))
+
+_Arms = dict[str, list[tuple[str, str, datetime]]]
+
+
+async def _arms(connection: AsyncConnection) -> _Arms:
+    """Each user's recorded arms: (experiment, arm, since when)."""
+    rows = await connection.execute(
+        select(
+            AssignmentRow.user_id,
+            AssignmentRow.experiment,
+            AssignmentRow.arm,
+            AssignmentRow.assigned_at,
+        ).order_by(AssignmentRow.experiment)
+    )
+    arms: _Arms = {}
+    for user_id, experiment, arm, assigned_at in rows:
+        since = _utc(assigned_at)
+        assert since is not None
+        arms.setdefault(user_id, []).append((experiment, arm, since))
+    return arms
 
 
 async def export_turns(store: Store) -> list[dict[str, Any]]:
@@ -62,8 +89,10 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 AnswerRow.completed_at,
             )
             .outerjoin(AnswerRow, AnswerRow.inbound_id == InboundRow.id)
+            .where(InboundRow.user_id.not_in(_NO_RESEARCH))
             .order_by(InboundRow.id)
         )
+        arms = await _arms(connection)
         chunks = await connection.execute(
             select(ChunkRow.answer_id, ChunkRow.is_hold, ChunkRow.sent_at).where(
                 ChunkRow.state == ChunkState.SENT
@@ -108,6 +137,12 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 # What the parent wrote when asked what would have been better, after a 👎
                 # (their own words, kept like the questions; several joined by " | ").
                 "feedback_comment": " | ".join(comments.get(turn.answer_id, [])),
+                # The experiment arms the user was in when they wrote ("experiment:arm").
+                "arm": ";".join(
+                    f"{experiment}:{arm}"
+                    for experiment, arm, since in arms.get(turn.user_id, [])
+                    if since <= received
+                ),
             }
         )
     return rows

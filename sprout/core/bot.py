@@ -77,6 +77,8 @@ class Answer:
         self._chunks = chunks
         self.language = decision.language
         self._last: Chunk | None = None
+        # Goes before the answer: a new participant's information about the experiment.
+        self.opening: list[Chunk] = []
 
     @property
     def by_model(self) -> bool:
@@ -115,6 +117,8 @@ class Answer:
         return self._decision.kind
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
+        for chunk in self.opening:
+            yield chunk
         async for chunk in self._chunks:
             self._last = chunk
             yield chunk
@@ -151,6 +155,15 @@ class Bot:
         """Decide how to answer (carrying out commands); the chunks come as it is iterated."""
         view = LiveView(ask.on_text)
         turn = await self._turn(ask)
+        answer = await self._begin(turn, view)
+        information = ask.behaviour.information if ask.behaviour else None
+        if information is not None and not turn.resumed:
+            language = turn.profile.language or answer.language
+            text = information or self.prompts.text("research_info", language)
+            answer.opening = view.blocks(fixed_chunks(text, turn.spec))
+        return answer
+
+    async def _begin(self, turn: Turn, view: LiveView) -> Answer:
         concern = self._screen.check(turn)
         if concern is not None:  # before routing: whatever else the message asks
             safeguarding = self._safeguard.decide(turn, concern)

@@ -39,12 +39,14 @@ TEXT_KEYS = frozenset(
         "nudges_on", "nudges_none", "nudges_stopped", "nudges_paused", "nudges_setting",
         "nudges_setting_off", "nudges_setting_paused", "day_names", "every_day", "on_days",
         "and", "when", "nudge_request", "thanks_ideas", "button_ideas",
-        "buttons_hint_ideas",
+        "buttons_hint_ideas", "research_info", "research_off", "research_on",
+        "research_setting_in", "research_setting_out",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset(
-    {"max_chars", "profile", "n", "health", "when", "days", "often", "time", "place", "ideas"}
-)
+    {"max_chars", "profile", "n", "health", "when", "days", "often", "time", "place", "ideas",
+     "research"}
+)  # fmt: skip
 # The fixed text that replaces the rest of an answer the answer screen stopped, per reason.
 SAFE_TEXTS = {
     Reason.DOSE: "unsafe_dose",

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from sprout.core.experiments import ExperimentFileError
 from sprout.core.llm import DEMO_BANNER
 from sprout.core.logs import configure_logging, get_logger
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming
@@ -296,6 +297,14 @@ def main(argv: list[str] | None = None) -> None:
     _setup_logging(settings, chat_log)
     if args.command in {"serve", "worker"}:
         sys.excepthook = _log_crash
+    try:
+        _run(args, settings, chat_log)
+    except ExperimentFileError as error:
+        # Servers log JSON lines for machines to read; everything else talks to a person.
+        _cannot_start(error, plain=args.command not in {"serve", "worker"})
+
+
+def _run(args: argparse.Namespace, settings: Settings, chat_log: Path | None) -> None:
     if args.command == "serve":
         asyncio.run(_serve(settings, args.host, args.port or settings.port))
     elif args.command == "worker":
@@ -312,6 +321,15 @@ def main(argv: list[str] | None = None) -> None:
         _export(settings, args.format, args.output, args.safety)
     elif args.command == "report":
         _report(settings, args.experiment, args.format)
+
+
+def _cannot_start(error: ExperimentFileError, plain: bool) -> None:
+    """A broken experiments file: said plainly to a person, as one JSON line to a log."""
+    if plain or sys.stderr.isatty():
+        print(f"sprout cannot start: {error}", file=sys.stderr)
+    else:
+        log.critical("cannot_start", problem=str(error))
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -162,3 +162,12 @@ def test_a_missing_or_broken_file_is_named(tmp_path: Path) -> None:
         load_experiments(tmp_path / "experiments.toml", DEFAULT_PROMPTS_DIR)
     with pytest.raises(ExperimentFileError, match=r"experiments\.toml: not valid TOML"):
         load(tmp_path, "[experiments.x\n")
+
+
+def test_the_readme_example_is_a_valid_file(tmp_path: Path) -> None:
+    readme = (DEFAULT_PROMPTS_DIR.parent / "README.md").read_text()
+    section = readme.split("## Running an experiment", 1)[1]
+    example = section.split("```toml", 1)[1].split("```", 1)[0]
+    (experiment,) = load_experiments(write(tmp_path, example), DEFAULT_PROMPTS_DIR)
+    assert experiment.control.settings == {"activity_style": "list"}
+    assert [arm.weight for arm in experiment.arms] == [0.5, 0.5]
