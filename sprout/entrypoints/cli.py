@@ -11,7 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sprout.core.experiments import ExperimentFileError
@@ -19,6 +19,9 @@ from sprout.core.llm import DEMO_BANNER
 from sprout.core.logs import configure_logging, get_logger
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming
 from sprout.core.settings import Settings
+
+if TYPE_CHECKING:
+    from sprout.report import Figure
 
 log = get_logger(__name__)
 
@@ -224,7 +227,7 @@ def _export(settings: Settings, form: str, output: str | None, safety: bool = Fa
         sys.stdout.write(text)
 
 
-async def _read_report(settings: Settings, name: str | None) -> list[Any]:
+async def _read_report(settings: Settings, name: str | None) -> list[Figure]:
     from sprout.bootstrap import open_store
     from sprout.report import experiments_to_report, report
 

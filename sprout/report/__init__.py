@@ -19,7 +19,8 @@ The outcomes (per user, then per arm):
 - follow-up within 10 minutes: the share of the user's answers after whose completion they
   asked a question of their own (typed, routed to explain, activities or a conversation —
   not a command or a tap) within 10 minutes; per arm, the mean.
-- returned within 7 days: the user wrote again on a later (UTC) day, within 7 days of their
+- returned within 7 days: the user sent a message of their own again (a question, a command
+  or a tap; a nudge falling due is not theirs) on a later (UTC) day, within 7 days of their
   first message in the arm. Users whose 7 days are not over yet are left out (they could
   still return). Share of users.
 - tapped a nudge (only when the experiment has nudges): among users sent at least one

@@ -88,8 +88,9 @@ def follow_up(member: Member, now: datetime) -> Value:
 
 
 def returned(member: Member, now: datetime) -> Value:
-    """Wrote again on a later (UTC) day within 7 days of their first message in the arm;
-    None while those 7 days are not over (the user could still return)."""
+    """Sent a message of their own again (a question, a command or a tap) on a later (UTC)
+    day within 7 days of their first message in the arm; None while those 7 days are not
+    over (the user could still return)."""
     own = [message.received_at for message in member.messages if message.own]
     if not own or own[0] + RETURN > now:
         return None
