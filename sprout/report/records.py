@@ -83,22 +83,27 @@ async def read_members(store: Store, window: Window) -> list[Member]:
     async with store.engine.connect() as connection:
         members = await _members(connection, window.experiment)
         by_user = {member.user_id: member for member in members}
-        answers = await _answers(connection, window)
-        ratings = await _ratings(connection, window)
-        for row in await connection.execute(_turns(window)):
-            member = by_user.get(row.user_id)
-            received = aware(row.received_at)
-            if member is None or received < member.assigned_at:
-                continue
-            delivered = answers.get(row.inbound_id)
-            if delivered is not None:
-                delivered = replace(delivered, ratings=ratings.get(row.answer_id, ()))
-            member.messages.append(
-                _message(row.message_id, row.text, row.payload, received, delivered)
-            )
+        await _add_messages(connection, window, by_user)
         await _add_nudges(connection, window, by_user)
         await _add_safety(connection, members, window.until)
     return members
+
+
+async def _add_messages(
+    connection: AsyncConnection, window: Window, by_user: dict[str, Member]
+) -> None:
+    """Each member's messages from the moment they joined, with the answers they got."""
+    answers = await _answers(connection, window)
+    ratings = await _ratings(connection, window)
+    for row in await connection.execute(_turns(window)):
+        member = by_user.get(row.user_id)
+        received = aware(row.received_at)
+        if member is None or received < member.assigned_at:
+            continue
+        delivered = answers.get(row.inbound_id)
+        if delivered is not None:
+            delivered = replace(delivered, ratings=ratings.get(row.answer_id, ()))
+        member.messages.append(_message(row.message_id, row.text, row.payload, received, delivered))
 
 
 async def _members(connection: AsyncConnection, experiment: str) -> list[Member]:

@@ -16,7 +16,7 @@ import pytest
 from scipy import stats as distributions
 
 from sprout.core.store import Store
-from sprout.report import report
+from sprout.report import report, stats
 from sprout.report.figures import MIN_USERS, Figure
 from sprout.report.output import to_csv, to_json, to_table
 from tests.report_seed import EXPERIMENT, LATER, START, Person, seed
@@ -270,3 +270,15 @@ async def test_csv_and_json_carry_the_same_figures_and_the_table_names_them(
     assert "Experiment hold_time — channel: all" in table
     assert "time to first message" in table and "(control)" in table
     assert f"fewer than {MIN_USERS} users" in table
+
+
+def test_figures_without_spread_or_users_are_none_never_nan() -> None:
+    nobody = stats.compare_shares([False] * 20, [False] * 25)
+    assert (nobody.difference, nobody.p_value) == (0.0, 1.0)
+    assert nobody.low is not None and nobody.low < 0 < (nobody.high or 0)
+    same = stats.compare_means([2.0] * 5, [2.0] * 7)
+    assert (same.difference, same.low, same.high, same.p_value) == (0.0, None, None, None)
+    alone = stats.median([3.5])
+    assert (alone.users, alone.value, alone.low, alone.high) == (1, 3.5, None, None)
+    assert stats.compare_medians([], [1.0, 2.0]).difference is None
+    assert stats.share([]) == stats.Estimate(0, None)
