@@ -13,13 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
+from sprout.core.experiments import Experiment
 from sprout.core.logs import user_ref
 from sprout.core.store import Store
 from sprout.core.tables import (
@@ -75,7 +77,12 @@ async def _arms(connection: AsyncConnection) -> _Arms:
     return arms
 
 
-async def export_turns(store: Store) -> list[dict[str, Any]]:
+async def export_turns(
+    store: Store, experiments: Sequence[Experiment] = ()
+) -> list[dict[str, Any]]:
+    """Every turn, oldest first. `experiments` (the file's, when known) end each arm on its
+    experiment's last day; an experiment no longer in the file keeps its arms open."""
+    ends = {experiment.name: experiment.end for experiment in experiments}
     async with store.engine.connect() as connection:
         turns = await connection.execute(
             select(
@@ -141,7 +148,7 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 "arm": ";".join(
                     f"{experiment}:{arm}"
                     for experiment, arm, since in arms.get(turn.user_id, [])
-                    if since <= received
+                    if since <= received and received.date() <= ends.get(experiment, date.max)
                 ),
             }
         )

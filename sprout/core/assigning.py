@@ -91,41 +91,24 @@ class Assigner:
             return self._defaults
         recorded = await self._recorded(incoming.user_id)
         joining = route(incoming.text, incoming.payload).intent not in _NOT_JOINING
-        behaviour, joined = self._defaults, None
+        in_force: list[tuple[Experiment, Arm]] = []
+        joined = None
         for experiment in running:
-            arm = experiment.arm(recorded.get(experiment.name, ""))
-            if arm is None and not joining:
+            if experiment.name in recorded:
+                # An arm the file no longer has: the control's behaviour, the record kept.
+                arm = experiment.arm(recorded[experiment.name]) or experiment.control
+            elif joining:
+                arm, joined = await self._join(experiment, incoming), joined or experiment
+            else:
                 continue
-            if arm is None:
-                arm = await self._join(experiment, incoming)
-                joined = joined or experiment
-            behaviour = self._with_arm(behaviour, experiment, arm)
-        if joined is not None:
-            behaviour = replace(behaviour, information=joined.information or "")
-        return behaviour
-
-    def _with_arm(self, behaviour: Behaviour, experiment: Experiment, arm: Arm) -> Behaviour:
-        """`behaviour` with what `arm` changes; a setting an earlier experiment changed keeps
-        that experiment's value (the file's order decides)."""
-        parts = self._parts[(experiment.name, arm.name)]
-        taken = {key for exp, name in behaviour.arms.items() for key in self._set_by(exp, name)}
-        changes: dict[str, object] = {}
-        for key, value in arm.settings.items():
-            if key not in taken and key != "answer_length":  # its line is in `parts`
-                changes[_FIELDS.get(key, key)] = _value(key, value)
-        if parts.prompts is not None and behaviour.prompts is None:
-            changes["prompts"] = parts.prompts
-        if parts.length_line and not behaviour.length_line:
-            changes["length_line"] = parts.length_line
-        arms = {**behaviour.arms, experiment.name: arm.name}
-        return replace(behaviour, **changes, arms=arms)  # type: ignore[arg-type]
-
-    def _set_by(self, experiment: str, arm: str) -> frozenset[str]:
-        for candidate in self._experiments:
-            if candidate.name == experiment:
-                found = candidate.arm(arm)
-                return frozenset(found.settings) if found else frozenset()
-        return frozenset()
+            in_force.append((experiment, arm))
+        behaviour = self._defaults
+        # The last first, so that where two experiments set the same thing the file's first wins.
+        for experiment, arm in reversed(in_force):
+            behaviour = _with_arm(behaviour, arm, self._parts[(experiment.name, arm.name)])
+        arms = {experiment.name: arm.name for experiment, arm in in_force}
+        information = None if joined is None else joined.information or ""
+        return replace(behaviour, arms=arms, information=information)
 
     async def _join(self, experiment: Experiment, incoming: Incoming) -> Arm:
         """Draw the user's arm and record it; another process that recorded one first wins."""
@@ -161,12 +144,22 @@ class Assigner:
             return {experiment: arm for experiment, arm in await connection.execute(query)}
 
 
-# The arms' setting names that differ from Behaviour's fields, and how their values map.
-_FIELDS = {"activity_style": "one_idea"}
+def _with_arm(behaviour: Behaviour, arm: Arm, parts: ArmParts) -> Behaviour:
+    """`behaviour` with what `arm` sets (its settings were checked when the file was read)."""
+    changes: dict[str, object] = {
+        key: value for key, value in arm.settings.items() if key in _SAME_NAME
+    }
+    if "activity_style" in arm.settings:
+        changes["one_idea"] = arm.settings["activity_style"] == "one"
+    if parts.prompts is not None:
+        changes["prompts"] = parts.prompts
+    if parts.length_line:
+        changes["length_line"] = parts.length_line
+    return replace(behaviour, **changes)  # type: ignore[arg-type]
 
 
-def _value(key: str, value: object) -> object:
-    return value == "one" if key == "activity_style" else value
+# The arms' settings that are Behaviour's fields of the same name and value.
+_SAME_NAME = frozenset({"typing_indicator", "hold_after_s", "nudge_days"})
 
 
 async def assignments_of(store: Store, user_id: str) -> list[tuple[str, str, datetime]]:

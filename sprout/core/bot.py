@@ -77,8 +77,10 @@ class Answer:
         self._chunks = chunks
         self.language = decision.language
         self._last: Chunk | None = None
-        # Goes before the answer: a new participant's information about the experiment.
+        # A new participant's information about the experiment: before the answer, or after
+        # it when the answer is safeguarding help.
         self.opening: list[Chunk] = []
+        self.closing: list[Chunk] = []
 
     @property
     def by_model(self) -> bool:
@@ -122,6 +124,8 @@ class Answer:
         async for chunk in self._chunks:
             self._last = chunk
             yield chunk
+        for chunk in self.closing:
+            yield chunk
 
 
 class Bot:
@@ -160,7 +164,11 @@ class Bot:
         if information is not None and not turn.resumed:
             language = turn.profile.language or answer.language
             text = information or self.prompts.text("research_info", language)
-            answer.opening = view.blocks(fixed_chunks(text, turn.spec))
+            chunks = fixed_chunks(text, turn.spec)
+            if answer.concern is None:
+                answer.opening = view.blocks(chunks)
+            else:  # safeguarding help comes first, whatever else there is to say
+                answer.closing = chunks
         return answer
 
     async def _begin(self, turn: Turn, view: LiveView) -> Answer:

@@ -206,10 +206,13 @@ def _web(host: str, port: int) -> None:
 
 async def _read_rows(settings: Settings, safety: bool) -> list[dict[str, object]]:
     from sprout.bootstrap import open_store
+    from sprout.core.experiments import load_experiments
     from sprout.export import export_safety, export_turns
 
+    path = settings.experiments_file
+    experiments = load_experiments(path, settings.prompts_dir) if path is not None else ()
     async with open_store(settings) as store:
-        return await (export_safety(store) if safety else export_turns(store))
+        return await (export_safety(store) if safety else export_turns(store, experiments))
 
 
 def _export(settings: Settings, form: str, output: str | None, safety: bool = False) -> None:

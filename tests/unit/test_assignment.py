@@ -181,3 +181,41 @@ async def test_no_research_ends_an_arm_and_forget_me_makes_a_new_participant(
     assert await assignments_of(store, user) == []
     returning = await experiments.behaviour(message(user, "hello again"))
     assert returning.information == "", "a returning user is a new participant"
+
+
+def two_experiments(tmp_path: Path, second_arm: str = "slow") -> Path:
+    """Two experiments running today, one arm each besides the control, both setting the
+    hold delay (every user is in `slow` or `quick` by weight 1:1e-9, as good as certain)."""
+    start, end = TODAY.date() - timedelta(days=1), TODAY.date() + timedelta(days=1)
+    text = ""
+    for name, arm, hold in (("first", "quick", 1), ("second", second_arm, 9)):
+        text += (
+            f'[experiments.{name}]\nstart = {start}\nend = {end}\nchannels = ["whatsapp"]\n'
+            f"[experiments.{name}.arms.control]\nweight = 1e-9\ncontrol = true\n"
+            f"[experiments.{name}.arms.{arm}]\nweight = 1\n"
+            f"settings = {{ hold_after_s = {hold}, typing_indicator = {str(hold > 5).lower()} }}\n"
+        )
+    path = tmp_path / "experiments.toml"
+    path.write_text(text)
+    return path
+
+
+async def test_where_two_experiments_set_the_same_thing_the_first_in_the_file_wins(
+    store: Store, prompts: Prompts, tmp_path: Path
+) -> None:
+    experiments = assigner(store, prompts, two_experiments(tmp_path))
+    behaviour = await experiments.behaviour(message(USERS[3]))
+    assert behaviour.arms == {"first": "quick", "second": "slow"}
+    assert behaviour.hold_after_s == 1
+    assert behaviour.typing_indicator is False
+
+
+async def test_an_arm_gone_from_the_file_gets_the_control_and_keeps_its_record(
+    store: Store, prompts: Prompts, tmp_path: Path
+) -> None:
+    await assigner(store, prompts, two_experiments(tmp_path)).behaviour(message(USERS[4]))
+    renamed = assigner(store, prompts, two_experiments(tmp_path, second_arm="slower"))
+    behaviour = await renamed.behaviour(message(USERS[4], "again"))
+    assert behaviour.arms == {"first": "quick", "second": "control"}
+    assert behaviour.information is None, "not a new participant"
+    assert ("second", "slow") in [(e, a) for e, a, _ in await assignments_of(store, USERS[4])]

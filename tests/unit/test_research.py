@@ -5,6 +5,8 @@ out, and the export says each turn's arm."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,16 @@ async def test_the_export_gives_each_turns_arm_and_leaves_out_no_research(
         ("Explain rain", ""),
         ("Explain snow", f"style:{arm}"),
     ]
+    ended = replace(experiments.experiments[0], end=datetime.now(UTC).date() - timedelta(days=1))
+    after_the_end = await export_turns(chat.store, [ended])
+    assert [row["arm"] for row in after_the_end] == ["", ""], "an arm ends with its experiment"
+
+
+async def test_safeguarding_help_comes_before_the_participant_information(
+    chat: Chat, tmp_path: Path
+) -> None:
+    chat.assigner = experiment_assigner(chat, tmp_path)
+    sent = await chat.say("I can't cope anymore")
+    assert "picked at random" in sent[-1]
+    assert not any("picked at random" in text for text in sent[:-1])
+    assert "Samaritans" in sent[0] or "116 123" in sent[0]
