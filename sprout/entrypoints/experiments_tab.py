@@ -35,11 +35,12 @@ def _report(_core: WebCore, database: str, path: str, name: str) -> _Shown:
     (experiment,) = experiments_to_report(_core.settings, name)
     found = _core.call(read_report(_core.store, experiment, datetime.now(UTC)))
     channels = sorted({member.channel for member in found.members})
+    arms = dict.fromkeys(figure.arm for figure in found.figures)  # the report's order
     times = [
-        {"arm": arm.name, "channel": channel, "seconds": seconds}
-        for arm in experiment.arms
+        {"arm": arm, "channel": channel, "seconds": seconds}
+        for arm in arms
         for channel in channels
-        for seconds in found.user_values(TIMES, arm.name, channel)
+        for seconds in found.user_values(TIMES, arm, channel)
     ]
     return _Shown(found.figures, times)
 

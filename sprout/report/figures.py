@@ -65,9 +65,11 @@ class Figure:
 
 
 def figures(experiment: ExperimentLike, members: Sequence[Member], now: datetime) -> list[Figure]:
-    """Every figure of the experiment: arms in the file's order, control first."""
-    arms = sorted(experiment.arms, key=lambda arm: not arm.control)
-    control = next((arm.name for arm in arms if arm.control), arms[0].name if arms else "")
+    """Every figure of the experiment: the control first, then the file's arms in its order,
+    then any arm users were put in that the file no longer has (its record is kept)."""
+    control = next((arm.name for arm in experiment.arms if arm.control), "")
+    arms = list(dict.fromkeys([control, *(arm.name for arm in experiment.arms)]))
+    arms += sorted({member.arm for member in members} - set(arms))
     channels = sorted({member.channel for member in members})
     scopes = [ALL_CHANNELS] + (channels if len(channels) > 1 else [])
     found = []
@@ -75,12 +77,9 @@ def figures(experiment: ExperimentLike, members: Sequence[Member], now: datetime
         if not applies(outcome, list(members)):
             continue
         for channel in scopes:
-            values = {
-                arm.name: user_values(outcome, members, arm.name, channel, now) for arm in arms
-            }
-            for arm in arms:
-                context = _Context(experiment.name, channel, outcome, control)
-                found.append(_figure(context, arm.name, values[arm.name], values[control]))
+            values = {arm: user_values(outcome, members, arm, channel, now) for arm in arms}
+            context = _Context(experiment.name, channel, outcome, control)
+            found += [_figure(context, arm, values[arm], values[control]) for arm in arms]
     return found
 
 

@@ -282,3 +282,13 @@ def test_figures_without_spread_or_users_are_none_never_nan() -> None:
     assert (alone.users, alone.value, alone.low, alone.high) == (1, 3.5, None, None)
     assert stats.compare_medians([], [1.0, 2.0]).difference is None
     assert stats.share([]) == stats.Estimate(0, None)
+
+
+async def test_an_arm_gone_from_the_file_is_still_reported_after_the_others(store: Store) -> None:
+    people = await seed(store)
+    without_few = replace(EXPERIMENT, arms=EXPERIMENT.arms[:2])
+    figures = await report(store, [without_few], LATER)
+    arms = [f.arm for f in figures if f.outcome == "answers" and f.channel == "all"]
+    assert arms == ["standard", "quick", "few"]
+    few = next(f for f in figures if f.outcome == "safety_event" and f.arm == "few")
+    assert few.users == sum(p.arm == "few" for p in people) and not few.control
