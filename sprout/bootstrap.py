@@ -33,9 +33,11 @@ from sprout.channels.whatsapp.sender import (
     twilio_client,
 )
 from sprout.core.alerts import AlertOutbox, WebhookPoster
+from sprout.core.assigning import Assigner, Behaviour, arm_parts
 from sprout.core.bot import Bot, BotConfig
 from sprout.core.checking_in import CheckingIn
 from sprout.core.delivery import Channel, Delivery, InProcessDispatcher, run_with_retries
+from sprout.core.experiments import Experiment, load_experiments
 from sprout.core.llm import DEMO_BANNER, DemoChatModel, OpenAIChatModel
 from sprout.core.logs import get_logger
 from sprout.core.messages import Incoming
@@ -116,9 +118,34 @@ class Core:
     # Delivers severe safety events to the operators' webhook; None without one. Only `serve`
     # and `worker` run it: events recorded elsewhere (`chat`, the web page) wait for them.
     alerts: AlertOutbox | None = None
+    # The experiments file's experiments, and who is in which arm (None: no file).
+    experiments: tuple[Experiment, ...] = ()
+    assigner: Assigner | None = None
 
     def delivery(self, channels: Mapping[str, Channel]) -> Delivery:
-        return Delivery(self.store, self.bot, channels, self.settings.hold_after_s)
+        hold_after_s = self.settings.hold_after_s
+        return Delivery(self.store, self.bot, channels, hold_after_s, self.assigner)
+
+
+def read_experiments(settings: Settings, prompts: Prompts) -> tuple[Experiment, ...]:
+    """The experiments file, checked whole (ExperimentFileError names the key at fault)."""
+    if settings.experiments_file is None:
+        return ()
+    experiments = load_experiments(settings.experiments_file, settings.prompts_dir)
+    log.info("experiments", names=[experiment.name for experiment in experiments])
+    return experiments
+
+
+def build_assigner(
+    settings: Settings, prompts: Prompts, store: Store, experiments: tuple[Experiment, ...]
+) -> Assigner | None:
+    if settings.experiments_file is None:
+        return None
+    defaults = Behaviour(
+        settings.hold_after_s, settings.typing_indicator, settings.activity_style == "one"
+    )
+    parts = arm_parts(experiments, prompts, settings.prompts_dir)
+    return Assigner(store, experiments, parts, defaults)
 
 
 @asynccontextmanager
@@ -136,14 +163,16 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 async def open_core(settings: Settings, prompts: Prompts | None = None) -> AsyncIterator[Core]:
     # Prompts first: a broken prompt file stops start-up before anything opens.
     prompts = prompts or load_prompts(settings.prompts_dir, settings.region)
+    experiments = read_experiments(settings, prompts)
     async with open_store(settings) as store:
         model = build_model(settings)
         if settings.demo_mode:
             log.warning("demo_mode", message=DEMO_BANNER)
         alerts = build_alerts(settings, store)
         bot = build_bot(settings, model, prompts, store, alerts)
+        assigner = build_assigner(settings, prompts, store, experiments)
         try:
-            yield Core(settings, prompts, store, model, bot, alerts)
+            yield Core(settings, prompts, store, model, bot, alerts, experiments, assigner)
         finally:
             if alerts is not None:
                 await alerts.close()
@@ -334,7 +363,7 @@ async def _channels(
             quick_replies=QuickReplies(client),
         )
         spec = replace(WHATSAPP, max_messages=settings.max_messages)
-        indicator = TwilioTyping(client) if settings.typing_indicator else None
+        indicator = TwilioTyping(client) if _may_show_typing(settings) else None
         channels["whatsapp"] = Channel(
             spec, sender, lookup=sender, media=media, buttons=sender, indicator=indicator
         )
@@ -349,9 +378,14 @@ async def _channels(
             coalesce=True,
             media=TelegramMedia(telegram.bot),
             buttons=telegram_sender,
-            indicator=TelegramTyping(telegram.bot) if settings.typing_indicator else None,
+            indicator=TelegramTyping(telegram.bot) if _may_show_typing(settings) else None,
         )
     return channels
+
+
+def _may_show_typing(settings: Settings) -> bool:
+    """Whether anyone may see "typing…": with experiments, each job asks its user's arm."""
+    return settings.typing_indicator or settings.experiments_file is not None
 
 
 def _job_runner(

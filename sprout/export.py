@@ -18,16 +18,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
+from sprout.core.experiments import Experiment
 from sprout.core.logs import user_ref
 from sprout.core.store import Store
 from sprout.core.tables import (
     AnswerRow,
+    AssignmentRow,
     CheckinRow,
     ChunkRow,
     ChunkState,
@@ -42,7 +46,7 @@ from sprout.core.unprompted import NUDGE_PREFIX, SENT
 
 FIELDS = (
     "user", "channel", "received_at", "question", "answer", "kind", "messages", "hold_sent",
-    "first_message_s", "complete_s", "feedback", "feedback_comment",
+    "first_message_s", "complete_s", "feedback", "feedback_comment", "arm",
 )  # fmt: skip
 
 
@@ -57,7 +61,36 @@ def _seconds(start: datetime, end: datetime | None) -> float | None:
     return None if finish is None else round((finish - start).total_seconds(), 3)
 
 
-async def export_turns(store: Store) -> list[dict[str, Any]]:
+# Users who said "no research": left out of every export from then on.
+_NO_RESEARCH = select(UserRow.user_id).where(UserRow.no_research.is_(True))
+
+_Arms = dict[str, list[tuple[str, str, datetime]]]
+
+
+async def _arms(connection: AsyncConnection) -> _Arms:
+    """Each user's recorded arms: (experiment, arm, since when)."""
+    rows = await connection.execute(
+        select(
+            AssignmentRow.user_id,
+            AssignmentRow.experiment,
+            AssignmentRow.arm,
+            AssignmentRow.assigned_at,
+        ).order_by(AssignmentRow.experiment)
+    )
+    arms: _Arms = {}
+    for user_id, experiment, arm, assigned_at in rows:
+        since = _utc(assigned_at)
+        assert since is not None
+        arms.setdefault(user_id, []).append((experiment, arm, since))
+    return arms
+
+
+async def export_turns(
+    store: Store, experiments: Sequence[Experiment] = ()
+) -> list[dict[str, Any]]:
+    """Every turn, oldest first. `experiments` (the file's, when known) end each arm on its
+    experiment's last day; an experiment no longer in the file keeps its arms open."""
+    ends = {experiment.name: experiment.end for experiment in experiments}
     async with store.engine.connect() as connection:
         turns = await connection.execute(
             select(
@@ -71,8 +104,10 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 AnswerRow.completed_at,
             )
             .outerjoin(AnswerRow, AnswerRow.inbound_id == InboundRow.id)
+            .where(InboundRow.user_id.not_in(_NO_RESEARCH))
             .order_by(InboundRow.id)
         )
+        arms = await _arms(connection)
         chunks = await connection.execute(
             select(ChunkRow.answer_id, ChunkRow.is_hold, ChunkRow.sent_at).where(
                 ChunkRow.state == ChunkState.SENT
@@ -117,6 +152,12 @@ async def export_turns(store: Store) -> list[dict[str, Any]]:
                 # What the parent wrote when asked what would have been better, after a 👎
                 # (their own words, kept like the questions; several joined by " | ").
                 "feedback_comment": " | ".join(comments.get(turn.answer_id, [])),
+                # The experiment arms the user was in when they wrote ("experiment:arm").
+                "arm": ";".join(
+                    f"{experiment}:{arm}"
+                    for experiment, arm, since in arms.get(turn.user_id, [])
+                    if since <= received and received.date() <= ends.get(experiment, date.max)
+                ),
             }
         )
     return rows

@@ -78,6 +78,10 @@ class Answer:
         self._chunks = chunks
         self.language = decision.language
         self._last: Chunk | None = None
+        # A new participant's information about the experiment: before the answer, or after
+        # it when the answer is safeguarding help.
+        self.opening: list[Chunk] = []
+        self.closing: list[Chunk] = []
 
     @property
     def by_model(self) -> bool:
@@ -116,8 +120,12 @@ class Answer:
         return self._decision.kind
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
+        for chunk in self.opening:
+            yield chunk
         async for chunk in self._chunks:
             self._last = chunk
+            yield chunk
+        for chunk in self.closing:
             yield chunk
 
 
@@ -157,6 +165,19 @@ class Bot:
         screen = self.prompts.answer_rules.check if ask.on_text is not None else None
         view = LiveView(ask.on_text, screen)
         turn = await self._turn(ask)
+        answer = await self._begin(turn, view)
+        information = ask.behaviour.information if ask.behaviour else None
+        if information is not None and not turn.resumed:
+            language = turn.profile.language or answer.language
+            text = information or self.prompts.text("research_info", language)
+            chunks = fixed_chunks(text, turn.spec)
+            if answer.concern is None:
+                answer.opening = view.blocks(chunks)
+            else:  # safeguarding help comes first, whatever else there is to say
+                answer.closing = chunks
+        return answer
+
+    async def _begin(self, turn: Turn, view: LiveView) -> Answer:
         concern = self._screen.check(turn)
         if concern is not None:  # before routing: whatever else the message asks
             safeguarding = self._safeguard.decide(turn, concern)

@@ -27,7 +27,9 @@ from sprout.core.turn import Turn, profile_summary
 log = get_logger(__name__)
 
 # Privacy commands work however fast someone writes.
-_ALWAYS_ALLOWED = frozenset({Intent.STOP, Intent.START, Intent.FORGET})
+_ALWAYS_ALLOWED = frozenset(
+    {Intent.STOP, Intent.START, Intent.FORGET, Intent.NO_RESEARCH, Intent.RESEARCH_OK}
+)
 # After a 👎, the one optional question, and how long its answer is awaited.
 FEEDBACK_QUESTION = "feedback_better"
 COMMENT_WINDOW = timedelta(minutes=10)
@@ -165,6 +167,11 @@ class Decide:
                 await self._store.set_opted_out(user, True)
                 await self._programme.end(user)
                 return "stopped", {}
+            case Intent.NO_RESEARCH | Intent.RESEARCH_OK:
+                out = request.intent is Intent.NO_RESEARCH
+                await self._store.set_no_research(user, out)
+                log.info("research", user=user_ref(user), taking_part=not out)
+                return "research_off" if out else "research_on", {}
             case Intent.RESET:
                 await self._store.reset_history(user, inbound_id or 0)
                 return "reset_done", {}
@@ -250,12 +257,19 @@ class Decide:
         return {
             "profile": profile_summary(self._prompts, turn.profile, "\n"),
             "ideas": await self._programme.setting(turn.user, language),
+            "research": self._prompts.text(
+                "research_setting_out" if turn.state.no_research else "research_setting_in",
+                language,
+            ),
         }
 
     async def _ideas(self, turn: Turn, language: str | None) -> Fixed | None:
         """Asking for regular ideas, or changing them ("pause ideas"), in plain words or with
         the button offering them."""
         incoming, programme = turn.incoming, self._programme
+        behaviour = turn.ask.behaviour
+        if behaviour is not None and behaviour.nudge_days is not None:
+            programme = programme.instead_of_every_day(behaviour.nudge_days)
         reply: Reply | None
         if incoming.payload == IDEAS:
             when = incoming.received_at

@@ -25,6 +25,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from sprout.core.assigning import Assigner, Behaviour
 from sprout.core.bot import Bot
 from sprout.core.buttons import Buttons
 from sprout.core.indicating import KeepTyping
@@ -94,11 +95,14 @@ class Delivery:
         bot: Bot,
         channels: Mapping[str, Channel],
         hold_after_s: float = 5.0,
+        assigner: Assigner | None = None,
     ) -> None:
         self._store = store
         self._bot = bot
         self._channels = channels
         self._hold_after_s = hold_after_s
+        # Looks up each job's experiment arms; None: no experiments, the settings as they are.
+        self._assigner = assigner
         self._forgetting = Forgetting(store)
 
     async def run(self, inbound_id: int, lease: Lease = SOLE_PROCESS) -> None:
@@ -124,7 +128,8 @@ class Delivery:
         answer_id = job.answer_id or await self._store.start_answer(inbound_id)
         log.info("job_started", inbound=inbound_id, user=user_ref(user))
         job = await self._settle_interrupted_sends(job, channel, lease)
-        run = _Run(job, channel, lease, answer_id)
+        behaviour = await self._behaviour(job.incoming)
+        run = _Run(job, channel, lease, answer_id, behaviour)
         if job.answer_complete:
             sender = ChunkSender(self._store, channel, job.incoming, lease)
             await sender.resend(job.chunks, await self._buttons_on_resume(job, channel))
@@ -135,6 +140,9 @@ class Delivery:
         if not await self._forgetting.after_answer(user, kind):
             await self._store.finish(inbound_id)
         log.info("job_done", inbound=inbound_id, user=user_ref(user))
+
+    async def _behaviour(self, incoming: Incoming) -> Behaviour | None:
+        return None if self._assigner is None else await self._assigner.behaviour(incoming)
 
     async def _buttons_on_resume(self, job: Job, channel: Channel) -> Buttons | None:
         """The buttons under a complete answer whose last message is still to be sent."""
@@ -208,7 +216,8 @@ class Delivery:
 
     async def _send_all(self, run: _Run, pipe: ChunkPipe, hold: bool) -> None:
         sender = ChunkSender(self._store, run.channel, run.job.incoming, run.lease)
-        indicator = run.channel.indicator if not run.job.chunks else None
+        shows_typing = run.behaviour.typing_indicator if run.behaviour else True
+        indicator = run.channel.indicator if shows_typing and not run.job.chunks else None
         typing = KeepTyping(indicator, run.job.incoming, pipe) if indicator else None
         shown = asyncio.create_task(typing.run()) if typing else None
         try:
@@ -241,7 +250,8 @@ class Delivery:
         """The hold message, when nothing is ready to send `hold_after_s` into the answer,
         unless the user sees "typing…": then only if nothing is ready when it ends."""
         try:
-            await asyncio.wait_for(pipe.wait(), self._hold_after_s)
+            hold_after_s = run.behaviour.hold_after_s if run.behaviour else self._hold_after_s
+            await asyncio.wait_for(pipe.wait(), hold_after_s)
             return
         except TimeoutError:
             pass
@@ -266,6 +276,7 @@ class _Run:
     channel: Channel
     lease: Lease
     answer_id: int
+    behaviour: Behaviour | None  # None: no experiments
 
 
 async def _briefly(waiting: Awaitable[None], at_most_s: float) -> None:
@@ -285,6 +296,7 @@ def _ask(run: _Run, earlier: list[StoredChunk]) -> Ask:
         messages_sent=sum(not c.is_hold for c in earlier),
         on_text=partial(preview, incoming) if preview is not None else None,
         media=run.channel.media,
+        behaviour=run.behaviour,
     )
 
 

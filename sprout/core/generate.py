@@ -22,7 +22,7 @@ from sprout.core.prompts import ChatMessage, Prompts
 from sprout.core.routing import Intent
 from sprout.core.safety import Category
 from sprout.core.screening import Verdict
-from sprout.core.store import Store, UserState
+from sprout.core.store import Store
 from sprout.core.turn import LiveView, Turn, fixed_chunks, profile_summary
 from sprout.core.unprompted import last_heard
 
@@ -77,6 +77,17 @@ class _FollowUp:
     profile: Profile
 
 
+def _lengthened(request: _Request, turn: Turn) -> _Request:
+    """The request with the length an experiment's arm asks for, at the end of its system
+    prompt (where it weighs most)."""
+    line = turn.ask.behaviour.length_line if turn.ask.behaviour else ""
+    if not line:
+        return request
+    system, *rest = request.messages
+    longer: ChatMessage = {"role": "system", "content": system["content"] + "\n\n" + line}
+    return replace(request, messages=[longer, *rest])
+
+
 class Generate:
     def __init__(
         self, model: ChatModel, prompts: Prompts, store: Store, limits: ModelLimits
@@ -93,7 +104,7 @@ class Generate:
         """The answer as chunks. Nothing is shown or saved before the request screen's
         `verdict` passed (RefusedError otherwise). "my son is 2, ideas with playdough?":
         the profile is saved, then the question is answered for the new age."""
-        first = await self._first_request(turn, asked)
+        first = _lengthened(await self._first_request(turn, asked), turn)
         follow_up: _FollowUp | None = None
         sources = [turn.ask.already_sent]
         async for item in self._answer(turn, first, verdict, view):
@@ -105,8 +116,9 @@ class Generate:
         if first.idea_topic is not None:
             await self._file_ideas(turn, first, "\n".join(sources))
         if follow_up is not None and not turn.resumed:
-            question = self._request(Intent.CHAT, follow_up.question, follow_up.profile, turn.state)
-            again = replace(question, tools=())  # the update is saved: not offered again
+            question = self._request(turn, Intent.CHAT, follow_up.question, follow_up.profile)
+            # The update is saved: not offered again.
+            again = _lengthened(replace(question, tools=()), turn)
             async for item in self._answer(turn, again, verdict, view):
                 if isinstance(item, Chunk):
                     yield item
@@ -155,12 +167,12 @@ class Generate:
     async def _first_request(self, turn: Turn, asked: Asked) -> _Request:
         """The request for what the message asked: one activity idea, unlike those the user
         already had on the topic, when that is the style here."""
-        style_one = self._limits.one_idea and turn.spec.messaging
+        behaviour = turn.ask.behaviour
+        one_idea = behaviour.one_idea if behaviour is not None else self._limits.one_idea
+        style_one = one_idea and turn.spec.messaging
         one = (style_one or asked.another) and not asked.whole_list
         if asked.intent is not Intent.ACTIVITIES or not one:
-            request = self._request(
-                asked.intent, asked.argument, turn.profile, turn.state, turn.lead
-            )
+            request = self._request(turn, asked.intent, asked.argument, turn.profile, turn.lead)
             if asked.intent is Intent.ACTIVITIES:  # the whole list is steered the same way
                 await self._steer(turn, request.messages)
             return request
@@ -169,7 +181,7 @@ class Generate:
             turn.user, None if is_nudge(turn.incoming) else asked.argument
         )
         avoid = "\n".join(f"- {title}" for title in had) or "- (none yet)"
-        profile, prompts = turn.profile, self._prompts
+        profile, prompts = turn.profile, turn.prompts(self._prompts)
         messages = prompts.activity_one.messages(
             age=profile.activity_age(DEFAULT_ACTIVITY_AGE),
             places=prompts.text(f"places_{profile.places or 'both'}"),
@@ -189,9 +201,9 @@ class Generate:
             messages[0]["content"] += BLOCK_SEPARATOR + line.format(activity=said[1])
 
     def _request(
-        self, intent: Intent, argument: str, profile: Profile, state: UserState, lead: str = ""
+        self, turn: Turn, intent: Intent, argument: str, profile: Profile, lead: str = ""
     ) -> _Request:
-        prompts = self._prompts
+        prompts, state = turn.prompts(self._prompts), turn.state
         language = profile.language_name() or "the same language as the user's message"
         places = prompts.text(f"places_{profile.places or 'both'}")
         areas = prompts.areas_description(tuple(profile.areas))

@@ -20,9 +20,16 @@ Reply = tuple[str, dict[str, str], str | None]  # a fixed text's key, values and
 
 
 class Programme:
-    def __init__(self, subscriptions: Subscriptions, prompts: Prompts) -> None:
+    def __init__(
+        self, subscriptions: Subscriptions, prompts: Prompts, every_day: frozenset[int] = EVERY_DAY
+    ) -> None:
         self.subscriptions = subscriptions
         self._prompts = prompts
+        # The days "every day" means for this family (an experiment's arm may choose fewer).
+        self._every_day = every_day
+
+    def instead_of_every_day(self, days: frozenset[int]) -> Programme:
+        return Programme(self.subscriptions, self._prompts, days)
 
     async def answer(
         self, user: str, channel: str, text: str, now: datetime, language: str | None
@@ -58,6 +65,9 @@ class Programme:
         self, subscription: Subscription, now: datetime, language: str | None = None
     ) -> Reply:
         cadence, zone = subscription.cadence, subscription.zone
+        if cadence.daily:
+            cadence = replace(cadence, weekdays=self._every_day)
+            subscription = replace(subscription, cadence=cadence)
         started = subscription.moved_on(next_due(cadence, zone, now))
         await self.subscriptions.save(started)
         return "nudges_on", {"when": self.when(started, language)}, language

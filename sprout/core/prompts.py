@@ -41,13 +41,14 @@ TEXT_KEYS = frozenset(
         "and", "when", "nudge_request", "thanks_ideas", "button_ideas",
         "buttons_hint_ideas", "checkin_one", "checkin_list", "button_loved", "button_untried",
         "button_tricky", "buttons_hint_checkin", "checkin_loved", "checkin_untried",
-        "checkin_tricky", "checkin_thanks",
+        "checkin_tricky", "checkin_thanks", "research_info", "research_off", "research_on",
+        "research_setting_in", "research_setting_out",
     }
 )  # fmt: skip
 TEXT_PLACEHOLDERS = frozenset(
-    {"max_chars", "profile", "n", "health", "when", "days", "often", "time", "place", "ideas"}
-    | {"activity"}
-)
+    {"max_chars", "profile", "n", "health", "when", "days", "often", "time", "place", "ideas",
+     "research", "activity"}
+)  # fmt: skip
 # The fixed text that replaces the rest of an answer the answer screen stopped, per reason.
 SAFE_TEXTS = {
     Reason.DOSE: "unsafe_dose",
@@ -61,6 +62,14 @@ DEFAULT_REGION = "uk"
 SERVICES = frozenset({"emergency", "health", "child", "crisis", "domestic_abuse"})
 FLAGGED = "flagged"  # the response to a request moderation flagged that no category covers
 _REGION_NAME = re.compile(r"[a-z0-9_-]+")
+# The answer prompts an experiment's arm may swap for another file, and the placeholders each
+# may use (the names are the Prompts fields and the default files' stems).
+TEMPLATE_FIELDS: Mapping[str, frozenset[str]] = {
+    "explain": frozenset({"age", "question", "language"}),
+    "activities": frozenset({"age", "places", "areas", "topic", "language"}),
+    "activity_one": frozenset({"age", "places", "areas", "topic", "language", "avoid"}),
+    "chat": frozenset({"age", "places", "areas", "language", "message"}),
+}
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,11 @@ def _template(path: Path, allowed: frozenset[str]) -> Template:
         raise PromptError(f"{path}: max_tokens must be a whole number of at least 16")
     system, user = _string(data, "system", path, allowed), _string(data, "user", path, allowed)
     return Template(system, user, max_tokens)
+
+
+def check_template(path: Path, name: str) -> None:
+    """Raises PromptError unless `path` would do as the `name` prompt."""
+    _template(path, TEMPLATE_FIELDS[name])
 
 
 def _texts(directory: Path) -> dict[str, dict[str, str]]:
@@ -290,6 +304,25 @@ def _with_rules(template: Template, rules: str) -> Template:
     return Template(template.system, template.user, template.max_tokens, rules)
 
 
+def swapped(prompts: Prompts, directory: Path, files: Mapping[str, str]) -> Prompts:
+    """`prompts` with some answer prompts read from other files (an experiment's arm)."""
+    rules = prompts.explain.rules
+
+    def template(name: str) -> Template:
+        if name not in files:
+            current: Template = getattr(prompts, name)
+            return current
+        return _with_rules(_template(directory / files[name], TEMPLATE_FIELDS[name]), rules)
+
+    return replace(
+        prompts,
+        explain=template("explain"),
+        activities=template("activities"),
+        activity_one=template("activity_one"),
+        chat=template("chat"),
+    )
+
+
 def _rules_text(directory: Path, answer_rules: AnswerRules) -> str:
     """The rules every prompt starts with, the allow-list filled in."""
     path = directory / "rules.toml"
@@ -312,17 +345,15 @@ def load_prompts(directory: Path, region: str = DEFAULT_REGION) -> Prompts:
     answer_rules = _answer_rules(directory, region)
     rules = _rules_text(directory, answer_rules)
 
-    def ruled(name: str, fields: set[str]) -> Template:
+    def ruled(name: str) -> Template:
         """A prompt template that every answer's rules come before."""
-        return _with_rules(_template(directory / f"{name}.toml", frozenset(fields)), rules)
+        return _with_rules(_template(directory / f"{name}.toml", TEMPLATE_FIELDS[name]), rules)
 
     return Prompts(
-        explain=ruled("explain", {"age", "question", "language"}),
-        activities=ruled("activities", {"age", "places", "areas", "topic", "language"}),
-        activity_one=ruled(
-            "activity_one", {"age", "places", "areas", "topic", "language", "avoid"}
-        ),
-        chat=ruled("chat", {"age", "places", "areas", "language", "message"}),
+        explain=ruled("explain"),
+        activities=ruled("activities"),
+        activity_one=ruled("activity_one"),
+        chat=ruled("chat"),
         profile_instructions=_string(
             profile, "instructions", directory / "profile.toml", frozenset()
         ).strip(),

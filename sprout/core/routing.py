@@ -32,6 +32,8 @@ class Intent(enum.Enum):
     MORE = "more"  # tell me more about the last answer
     FEEDBACK = "feedback"  # 👍 or 👎 on the last answer: the argument is the payload
     CHECKIN = "checkin"  # a check-in's quick answer: the argument is the verdict
+    NO_RESEARCH = "no_research"  # out of every experiment and export from now on
+    RESEARCH_OK = "research_ok"  # undoes "no research"
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,14 @@ _LANGUAGE_OF = {
     **dict.fromkeys(
         ["explica", "explicame", "explícame", "actividad", "actividades", "ajustes", "hola",
          "buenos dias", "buenos días", "buenas tardes", "buenas", "hola sprout",
-         "ayuda", "nuevo", "olvidame", "olvídame", "borra mis datos", "parar", "empezar"],
+         "ayuda", "nuevo", "olvidame", "olvídame", "borra mis datos", "parar", "empezar",
+         "sin investigacion", "sin investigación", "investigacion si", "investigación sí"],
         "es",
     ),
     **dict.fromkeys(
         ["esbonia", "gweithgaredd", "gweithgareddau", "gosodiadau", "shwmae", "helo",
          "bore da", "prynhawn da", "noswaith dda", "helo sprout", "newydd",
-         "anghofia fi", "dilea fy nata", "stopio", "dechrau"],
+         "anghofia fi", "dilea fy nata", "stopio", "dechrau", "dim ymchwil", "ymchwil iawn"],
         "cy",
     ),
 }  # fmt: skip
@@ -86,6 +89,14 @@ _WHOLE_MESSAGES = {
     ),
     **dict.fromkeys(["stop", "unsubscribe", "parar", "stopio"], Intent.STOP),
     **dict.fromkeys(["start", "unstop", "subscribe", "empezar", "dechrau"], Intent.START),
+    **dict.fromkeys(
+        ["no research", "sin investigacion", "sin investigación", "dim ymchwil"],
+        Intent.NO_RESEARCH,
+    ),
+    **dict.fromkeys(
+        ["research ok", "investigacion si", "investigación sí", "ymchwil iawn"],
+        Intent.RESEARCH_OK,
+    ),
 }  # fmt: skip
 
 

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     prompts_dir: Path = Field(DEFAULT_PROMPTS_DIR, validation_alias=_env("SPROUT_PROMPTS_DIR"))
     # Where the safeguarding help numbers come from: prompts/regions/<region>.toml.
     region: str = Field("uk", validation_alias=_env("SPROUT_REGION"))
+    # The experiments file (README "Running an experiment"); unset: no experiments.
+    experiments_file: Path | None = Field(None, validation_alias=_env("SPROUT_EXPERIMENTS"))
     port: int = Field(5000, validation_alias=_env("PORT"))
 
     hold_after_s: float = Field(5.0, validation_alias=_env("SPROUT_HOLD_AFTER_S"))
@@ -121,6 +123,7 @@ class Settings(BaseSettings):
         "safeguarding_webhook_secret",
         "nudge_template_sid",
         "checkin_template_sid",
+        "experiments_file",
         mode="before",
     )
     @classmethod

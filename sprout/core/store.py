@@ -43,6 +43,7 @@ from sprout.core.messages import Incoming, Media
 from sprout.core.oldest_first import OldestFirstLock
 from sprout.core.tables import (
     AnswerRow,
+    AssignmentRow,
     CheckinRow,
     ChunkRow,
     ChunkState,
@@ -102,6 +103,7 @@ class UserState:
     opted_out: bool
     first_contact: bool
     history: tuple[Turn, ...]
+    no_research: bool = False  # kept out of experiments and exports
 
 
 @dataclass(frozen=True)
@@ -414,7 +416,8 @@ class Store:
         params = {"user_id": user_id, "before": inbound_id}
         async with self.engine.connect() as connection:
             # The user's row (NULLs when there is none) and whether they wrote before.
-            profile, opted_out, earlier_id = (await connection.execute(_USER, params)).one()
+            row = (await connection.execute(_USER, params)).one()
+            profile, opted_out, earlier_id, no_research = row
             rows = await connection.execute(
                 _HISTORY, {**params, "kinds": list(history_kinds), "max_turns": max_turns}
             )
@@ -424,6 +427,7 @@ class Store:
             opted_out=bool(opted_out),
             first_contact=earlier_id is None,
             history=tuple(reversed(turns)),
+            no_research=bool(no_research),
         )
 
     async def _user(self, session: AsyncSession, user_id: str) -> UserRow:
@@ -448,6 +452,10 @@ class Store:
         async with self._write_session() as session:
             (await self._user(session, user_id)).opted_out = opted_out
 
+    async def set_no_research(self, user_id: str, no_research: bool) -> None:
+        async with self._write_session() as session:
+            (await self._user(session, user_id)).no_research = no_research
+
     async def reset_history(self, user_id: str, after_inbound_id: int) -> None:
         async with self._write_session() as session:
             (await self._user(session, user_id)).history_after = after_inbound_id
@@ -471,7 +479,7 @@ class Store:
             await connection.execute(delete(SafetyEventRow).where(SafetyEventRow.id.in_(events)))
             await connection.execute(delete(IdeaRow).where(IdeaRow.user_id == user_id))
             await connection.execute(delete(FeedbackRow).where(FeedbackRow.user_id == user_id))
-            for table in (SubscriptionRow, NudgeRow, CheckinRow):
+            for table in (SubscriptionRow, NudgeRow, CheckinRow, AssignmentRow):
                 await connection.execute(delete(table).where(table.user_id == user_id))
 
     async def add_idea(self, user_id: str, topic: str, title: str) -> None:
@@ -767,6 +775,7 @@ _USER = select(
     .where(InboundRow.user_id == bindparam("user_id"), InboundRow.id < _BEFORE)
     .limit(1)
     .scalar_subquery(),
+    _of_user(UserRow.no_research),
 )
 _HISTORY = (
     select(InboundRow.text, AnswerRow.text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from sprout.core.assigning import Behaviour
 from sprout.core.chunking import Chunk, Chunker
 from sprout.core.events import Origin
 from sprout.core.messages import BLOCK_SEPARATOR, ChannelSpec, Incoming
@@ -30,6 +31,8 @@ class Ask:
     on_text: Preview | None = None
     # Fetches what the user attached, so a voice note can be listened to.
     media: MediaFetcher | None = None
+    # This user's experiment arms' changes for the turn (None: the settings as they are).
+    behaviour: Behaviour | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ class Turn:
     def origin(self) -> Origin:
         """Where this turn's safety events come from."""
         return Origin(self.user, self.incoming.channel, self.ask.inbound_id)
+
+    def prompts(self, default: Prompts) -> Prompts:
+        """The answer prompts for this turn: an experiment's arm may swap some."""
+        behaviour = self.ask.behaviour
+        return behaviour.prompts if behaviour and behaviour.prompts else default
 
 
 # Checks live text against the answer rules: (text, what came just before it) -> a finding.

@@ -11,12 +11,17 @@ import sys
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from sprout.core.experiments import ExperimentFileError
 from sprout.core.llm import DEMO_BANNER
 from sprout.core.logs import configure_logging, get_logger
 from sprout.core.messages import BLOCK_SEPARATOR, Incoming
 from sprout.core.settings import Settings
+
+if TYPE_CHECKING:
+    from sprout.report import Figure
 
 log = get_logger(__name__)
 
@@ -201,11 +206,17 @@ def _web(host: str, port: int) -> None:
 
 async def _read_rows(settings: Settings, table: str) -> list[dict[str, object]]:
     from sprout.bootstrap import open_store
+    from sprout.core.experiments import load_experiments
     from sprout.export import export_programme, export_safety, export_turns
 
-    readers = {"turns": export_turns, "safety": export_safety, "programme": export_programme}
+    path = settings.experiments_file
+    experiments = load_experiments(path, settings.prompts_dir) if path is not None else ()
     async with open_store(settings) as store:
-        return await readers[table](store)
+        if table == "safety":
+            return await export_safety(store)
+        if table == "programme":
+            return await export_programme(store)
+        return await export_turns(store, experiments)
 
 
 def _export(settings: Settings, form: str, output: str | None, table: str = "turns") -> None:
@@ -221,6 +232,28 @@ def _export(settings: Settings, form: str, output: str | None, table: str = "tur
         print(f"{len(rows)} {what[table]} written to {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+
+
+async def _read_report(settings: Settings, name: str | None) -> list[Figure]:
+    from sprout.bootstrap import open_store
+    from sprout.report import experiments_to_report, report
+
+    experiments = experiments_to_report(settings, name)
+    async with open_store(settings) as store:
+        return await report(store, experiments)
+
+
+def _report(settings: Settings, name: str | None, form: str) -> None:
+    from sprout.report import ReportError
+    from sprout.report.output import to_csv, to_json, to_table
+
+    try:
+        figures = asyncio.run(_read_report(settings, name))
+    except ReportError as reason:
+        print(reason, file=sys.stderr)
+        sys.exit(1)
+    render = {"table": to_table, "csv": to_csv, "json": to_json}[form]
+    sys.stdout.write(render(figures))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -271,6 +304,9 @@ def main(argv: list[str] | None = None) -> None:
         dest="table",
         help="regular ideas, check-ins and opt-outs: delivered, read, tapped, replied",
     )
+    report = commands.add_parser("report", help="outcomes per arm of each experiment")
+    report.add_argument("--experiment", help="only this experiment (default: every one)")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -281,6 +317,14 @@ def main(argv: list[str] | None = None) -> None:
     _setup_logging(settings, chat_log)
     if args.command in {"serve", "worker"}:
         sys.excepthook = _log_crash
+    try:
+        _run(args, settings, chat_log)
+    except ExperimentFileError as error:
+        # Servers log JSON lines for machines to read; everything else talks to a person.
+        _cannot_start(error, plain=args.command not in {"serve", "worker"})
+
+
+def _run(args: argparse.Namespace, settings: Settings, chat_log: Path | None) -> None:
     if args.command == "serve":
         asyncio.run(_serve(settings, args.host, args.port or settings.port))
     elif args.command == "worker":
@@ -295,6 +339,17 @@ def main(argv: list[str] | None = None) -> None:
         _web(args.host, args.port)
     elif args.command == "export":
         _export(settings, args.format, args.output, args.table or "turns")
+    elif args.command == "report":
+        _report(settings, args.experiment, args.format)
+
+
+def _cannot_start(error: ExperimentFileError, plain: bool) -> None:
+    """A broken experiments file: said plainly to a person, as one JSON line to a log."""
+    if plain or sys.stderr.isatty():
+        print(f"sprout cannot start: {error}", file=sys.stderr)
+    else:
+        log.critical("cannot_start", problem=str(error))
+    sys.exit(1)
 
 
 if __name__ == "__main__":

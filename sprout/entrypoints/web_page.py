@@ -1,7 +1,8 @@
 """Sprout's research web page (`sprout web` runs `streamlit run` on this file).
 
 A chat with the same core as the messaging channels, a side-by-side view of how the latest
-answer looks and arrives on the web, WhatsApp and Telegram, and an export of the session.
+answer looks and arrives on the web, WhatsApp and Telegram, an export of the session, and the
+experiments' report.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sprout.channels.web.compare import (
 from sprout.core.llm import DEMO_BANNER
 from sprout.core.profile import EYFS_AREAS, LANGUAGE_NAMES, Child, Profile
 from sprout.core.settings import Settings
+from sprout.entrypoints.experiments_tab import experiments_tab
 from sprout.entrypoints.web_core import WebCore
 from sprout.export import PROGRAMME_FIELDS, export_programme, to_csv
 
@@ -246,13 +248,16 @@ def main() -> None:
     if settings.demo_mode:
         st.warning(DEMO_BANNER)
     _sidebar(core, user_id)
-    chat, compare, export = st.tabs(["Chat", "Compare channels", "Export"])
+    tabs = st.tabs(["Chat", "Compare channels", "Export", "Experiments"])
+    chat, compare, export, experiments = tabs
     with chat:
         _chat(core, user_id, turns)
     with compare:
         _compare(core, user_id, turns)
     with export:
         _export(core, user_id, turns)
+    with experiments:
+        experiments_tab(core, settings)
 
 
 main()

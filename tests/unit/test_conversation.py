@@ -4,21 +4,25 @@ whole job (store + bot + delivery) with a fake model and a recording sender."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from sprout.core.assigning import Assigner, Behaviour, arm_parts, assignments_of
 from sprout.core.bot import Bot, BotConfig
 from sprout.core.cadence import EVERY_DAY, Cadence
 from sprout.core.checkins import Activity, Checkins
 from sprout.core.delivery import Channel, Delivery
+from sprout.core.experiments import load_experiments
 from sprout.core.history import estimate_tokens, recent_history
 from sprout.core.llm import ToolCall
 from sprout.core.logs import user_ref
 from sprout.core.messages import Incoming
 from sprout.core.prompts import Prompts
 from sprout.core.ratelimit import RateLimit
+from sprout.core.settings import DEFAULT_PROMPTS_DIR
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store, Turn
 from sprout.core.subscriptions import Subscription, Subscriptions
@@ -36,6 +40,7 @@ class Chat:
     sender: RecordingSender = field(default_factory=RecordingSender)
     history_tokens: int = 3000
     count: int = 0
+    assigner: Assigner | None = None  # who is in which experiment arm (None: no experiments)
 
     async def say(self, text: str, user: str = USER) -> list[str]:
         """Send a message as `user`; return what the bot sent back for it."""
@@ -49,15 +54,42 @@ class Chat:
         bot = Bot(
             self.model, self.prompts, self.store, BotConfig(history_tokens=self.history_tokens)
         )
-        await Delivery(self.store, bot, {"whatsapp": Channel(WHATSAPP, self.sender)}).run(
-            inbound_id
-        )
+        channels = {"whatsapp": Channel(WHATSAPP, self.sender)}
+        await Delivery(self.store, bot, channels, assigner=self.assigner).run(inbound_id)
         return self.sender.sent[before:]
 
 
 @pytest.fixture
 def chat(store: Store, prompts: Prompts) -> Chat:
     return Chat(store, prompts)
+
+
+DEFAULT_BEHAVIOUR = Behaviour(hold_after_s=5.0, typing_indicator=True, one_idea=True)
+EXPERIMENT = """
+[experiments.style]
+start = {start}
+end = {end}
+channels = ["whatsapp"]
+
+[experiments.style.arms.same]
+weight = 1
+control = true
+"""
+
+
+def experiment_assigner(
+    chat: Chat, directory: Path, arms: str = "", prompts_dir: Path = DEFAULT_PROMPTS_DIR
+) -> Assigner:
+    """An experiment running today on WhatsApp: a control arm that changes nothing, then
+    `arms` (TOML tables under [experiments.style.arms]; by default one more that changes
+    nothing either)."""
+    today = datetime.now(UTC).date()
+    text = EXPERIMENT.format(start=today - timedelta(days=1), end=today + timedelta(days=1))
+    path = directory / "experiments.toml"
+    path.write_text(text + (arms or "[experiments.style.arms.other]\nweight = 1\n"))
+    experiments = load_experiments(path, prompts_dir)
+    parts = arm_parts(experiments, chat.prompts, prompts_dir)
+    return Assigner(chat.store, experiments, parts, DEFAULT_BEHAVIOUR)
 
 
 async def test_a_follow_up_sees_the_previous_turn(chat: Chat) -> None:
@@ -173,7 +205,8 @@ async def test_reset_forgets_the_conversation_but_keeps_the_profile(chat: Chat) 
     assert "2 years old" in request[0]["content"]
 
 
-async def test_forget_me_leaves_no_row_about_the_user(chat: Chat) -> None:
+async def test_forget_me_leaves_no_row_about_the_user(chat: Chat, tmp_path: Path) -> None:
+    chat.assigner = experiment_assigner(chat, tmp_path)
     await chat.say("Hi", user="whatsapp:+440000000002")
     await chat.say("Hi")
     chat.model.next_tool_call = ToolCall("update_profile", {"children": [{"age_years": 2}]})
@@ -191,6 +224,7 @@ async def test_forget_me_leaves_no_row_about_the_user(chat: Chat) -> None:
     async with chat.store.engine.connect() as connection:
         events = (await connection.execute(select(Base.metadata.tables["safety_events"]))).all()
     assert len(events) == 2
+    assert await assignments_of(chat.store, USER), "in an experiment's arm"
     [done] = await chat.say("Forget me")
     assert "deleted everything" in done
     async with chat.store.engine.connect() as connection:

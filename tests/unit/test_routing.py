@@ -79,3 +79,26 @@ def test_settings_with_words_carries_them() -> None:
 )
 def test_command_words_tell_the_language_of_fixed_texts(text: str, language: str | None) -> None:
     assert route(text).language == language
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "language"),
+    [
+        ("No research", Intent.NO_RESEARCH, None),
+        ("no research.", Intent.NO_RESEARCH, None),
+        ("Sin investigación", Intent.NO_RESEARCH, "es"),
+        ("sin investigacion", Intent.NO_RESEARCH, "es"),
+        ("Dim ymchwil", Intent.NO_RESEARCH, "cy"),
+        ("Research OK", Intent.RESEARCH_OK, None),
+        ("investigación sí", Intent.RESEARCH_OK, "es"),
+        ("ymchwil iawn", Intent.RESEARCH_OK, "cy"),
+    ],
+)
+def test_no_research_and_its_undoing_in_each_language(
+    text: str, intent: Intent, language: str | None
+) -> None:
+    assert route(text) == Route(intent, language=language)
+
+
+def test_no_research_only_as_a_whole_message() -> None:
+    assert route("is there no research on screen time?").intent is Intent.CHAT

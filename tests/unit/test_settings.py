@@ -52,3 +52,14 @@ def test_the_operators_webhook_is_never_unsigned() -> None:
         Settings(_env_file=None, SPROUT_SAFEGUARDING_WEBHOOK_URL="").safeguarding_webhook_url
         is None
     )
+
+
+def test_the_experiments_file_is_a_path_and_blank_means_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SPROUT_EXPERIMENTS", raising=False)
+    assert Settings(_env_file=None).experiments_file is None
+    monkeypatch.setenv("SPROUT_EXPERIMENTS", "")
+    assert Settings(_env_file=None).experiments_file is None
+    monkeypatch.setenv("SPROUT_EXPERIMENTS", "studies/experiments.toml")
+    assert str(Settings(_env_file=None).experiments_file) == "studies/experiments.toml"
