@@ -94,6 +94,10 @@ class WebCore:
         except ValueError:
             return Profile()
 
+    def no_research(self, user_id: str) -> bool:
+        """Whether the user said "no research" (and is left out of exports)."""
+        return self.call(self.store.user_state(user_id, sys.maxsize, frozenset())).no_research
+
     def save_profile(self, user_id: str, profile: Profile) -> None:
         self.call(self.store.save_profile(user_id, profile.model_dump()))
 

@@ -210,6 +210,9 @@ def _export(core: WebCore, user_id: str, turns: list[WebTurn]) -> None:
     if not turns:
         st.info("Nothing to export yet.")
         return
+    if core.no_research(user_id):
+        st.info("This session said *no research*: it is left out of exports.")
+        return
     ratings = core.ratings(user_id)
     st.dataframe(export_rows(turns, ratings), hide_index=True)
     left, right = st.columns(2)

@@ -156,3 +156,14 @@ def test_each_arm_gets_its_prompt_typing_and_hold_delay(
             time.sleep(0.3)
             assert len(fake_twilio.messages_to(user)) == 3, "typing…, no hold text"
         assert answer.body == "Rain falls from clouds."
+
+    exported = subprocess.run(
+        [sys.executable, "-m", "sprout", "export", "--format", "json"],
+        env=sprout.env(), cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    arms = {(row["question"], row["arm"]) for row in json.loads(exported.stdout)}
+    assert arms == {
+        (question, f"plain_words:{arm}")
+        for arm in users
+        for question in ("Explain rain", "Explain snow")
+    }

@@ -138,6 +138,14 @@ def test_export_contains_the_turns(page: AppTest) -> None:
     ]
 
 
+def test_a_session_that_said_no_research_is_left_out_of_the_export(page: AppTest) -> None:
+    _ask(page)
+    _ask(page, "no research")
+    assert not page.dataframe
+    assert not page.download_button
+    assert any("left out of exports" in info.value for info in page.info)
+
+
 def _taps(app: AppTest) -> list[str]:
     """The labels of the tap-to-reply buttons on the page."""
     return [button.label for button in app.button if str(button.key).startswith("tap-")]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from scipy.stats import chisquare
+from scipy.stats import chisquare  # type: ignore[import-untyped,unused-ignore]
 
 from sprout.core.assigning import Assigner, Behaviour, arm_parts, assignments_of
 from sprout.core.experiments import Experiment, arm_for, load_experiments
