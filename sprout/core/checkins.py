@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sprout.core.cadence import UK_TIME, in_quiet_hours, zone_of_number
 from sprout.core.store import Store, aware
 from sprout.core.subscriptions import Subscriptions
-from sprout.core.tables import AnswerRow, CheckinRow, FeedbackRow, InboundRow, utc_now
+from sprout.core.tables import AnswerRow, CheckinRow, FeedbackRow, InboundRow, NudgeRow, utc_now
 from sprout.core.unprompted import NUDGE_PREFIX
 
 CHECKIN_DUE = "sprout:checkin-due:"  # payload of the message standing for a check-in due
@@ -100,6 +100,8 @@ class Checkins:
         """A check-in about the activity just given; the one waiting before it is dropped
         (only the latest activity is asked about). Planned twice (a resumed answer): once."""
         user_id = activity.user_id
+        if await self._ended_ideas(user_id):
+            return
         zone, at = await self.timing(user_id)
         due = checkin_due(activity.given_at, activity.last_heard, zone, at)
         row = {
@@ -113,6 +115,17 @@ class Checkins:
                 return
             await connection.execute(update(CheckinRow).where(*waiting).values(due_at=None))
             await connection.execute(insert(CheckinRow).values(**row))
+
+    async def _ended_ideas(self, user_id: str) -> bool:
+        """Whether the family said *stop ideas* (and has not asked for them again): then
+        nothing comes unasked, check-ins included."""
+        if await self._subscriptions.get(user_id) is not None:
+            return False
+        ended = select(NudgeRow.id).where(
+            NudgeRow.user_id == user_id, NudgeRow.outcome == "opted_out"
+        )
+        async with self._store.engine.connect() as connection:
+            return await connection.scalar(ended.limit(1)) is not None
 
     async def timing(self, user_id: str) -> tuple[str, time]:
         """The family's time zone, and the local time check-ins come at: their regular

@@ -160,6 +160,19 @@ async def test_no_check_in_when_the_parent_wrote_since_or_said_stop(
     assert family.queue.accepted == []
 
 
+async def test_a_family_who_stopped_their_ideas_gets_no_check_ins_until_they_ask_again(
+    prompts: Prompts, store: Store
+) -> None:
+    family = Family(prompts, store)
+    await family.says("send me an idea every morning", MONDAY_10 - timedelta(hours=1))
+    await family.says("stop ideas", MONDAY_10 - timedelta(minutes=30))
+    await family.says("Activities dinosaurs", MONDAY_10)
+    assert await family.checking_in().tick(TUESDAY_9 + timedelta(hours=1)) == 0
+    await family.says("send me an idea every morning", TUESDAY_9 + timedelta(hours=2))
+    await family.says("Activities rain", TUESDAY_9 + timedelta(hours=3))
+    assert await family.checking_in().tick(TUESDAY_9 + timedelta(days=1)) == 1
+
+
 async def test_outside_the_window_only_the_template_goes_telegram_has_no_window(
     prompts: Prompts, store: Store
 ) -> None:
