@@ -3,6 +3,7 @@ per test) and Redis (one per test)."""
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,5 +35,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture
 def postgres_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
     """A new empty database for this test."""
-    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
-    return postgres.fresh_database(f"{name}_{id(request)}")
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:40]
+    # Unique whatever the name: a test's parameters may differ only past the cut, and an
+    # object's id() is reused once it is freed. PostgreSQL keeps 63 characters of a name.
+    return postgres.fresh_database(f"{name}_{uuid.uuid4().hex[:16]}")
