@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from sprout.core.cadence import in_quiet_hours
 from sprout.core.checkins import CHECKIN_DUE, Checkin, Checkins
@@ -22,13 +22,14 @@ from sprout.core.logs import get_logger, user_ref
 from sprout.core.messages import Incoming
 from sprout.core.metrics import NUDGES
 from sprout.core.store import Store
-from sprout.core.tables import InboundRow, NudgeRow
+from sprout.core.tables import NudgeRow
 from sprout.core.unprompted import (
     Due,
     Template,
     day_message_id,
     last_heard,
     outcome,
+    recorded,
     send_template,
     went_today,
 )
@@ -106,15 +107,9 @@ class CheckingIn:
             payload=f"{CHECKIN_DUE}{checkin.id}",
         )
         if await self._accept(question):
-            return await self._inbound_id(question), "sent"
+            found = await recorded(self._store, question)
+            return (found[0] if found else None), "sent"
         return None, "one_a_day"  # the day's unprompted message went already
-
-    async def _inbound_id(self, message: Incoming) -> int | None:
-        query = select(InboundRow.id).where(
-            InboundRow.channel == message.channel, InboundRow.message_id == message.message_id
-        )
-        async with self._store.engine.connect() as connection:
-            return await connection.scalar(query)
 
     async def _record(
         self, checkin: Checkin, result: str, ids: tuple[int | None, str | None], now: datetime

@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 from sprout.core.cadence import UK_TIME, in_quiet_hours, zone_of_number
 from sprout.core.store import Store, aware
-from sprout.core.subscriptions import Subscriptions
+from sprout.core.subscriptions import Subscription, Subscriptions
 from sprout.core.tables import AnswerRow, CheckinRow, FeedbackRow, InboundRow, NudgeRow, utc_now
 from sprout.core.unprompted import NUDGE_PREFIX
 
@@ -100,9 +100,10 @@ class Checkins:
         """A check-in about the activity just given; the one waiting before it is dropped
         (only the latest activity is asked about). Planned twice (a resumed answer): once."""
         user_id = activity.user_id
-        if await self._ended_ideas(user_id):
+        subscription = await self._subscriptions.get(user_id)
+        if subscription is None and await self._ended_ideas(user_id):
             return
-        zone, at = await self.timing(user_id)
+        zone, at = _timing(user_id, subscription)
         due = checkin_due(activity.given_at, activity.last_heard, zone, at)
         row = {
             "user_id": user_id, "channel": activity.channel, "inbound_id": activity.inbound_id,
@@ -117,10 +118,8 @@ class Checkins:
             await connection.execute(insert(CheckinRow).values(**row))
 
     async def _ended_ideas(self, user_id: str) -> bool:
-        """Whether the family said *stop ideas* (and has not asked for them again): then
-        nothing comes unasked, check-ins included."""
-        if await self._subscriptions.get(user_id) is not None:
-            return False
+        """Whether the family, now without regular ideas, once said *stop ideas*: then nothing
+        comes unasked, check-ins included, until they ask for ideas again."""
         ended = select(NudgeRow.id).where(
             NudgeRow.user_id == user_id, NudgeRow.outcome == "opted_out"
         )
@@ -130,10 +129,7 @@ class Checkins:
     async def timing(self, user_id: str) -> tuple[str, time]:
         """The family's time zone, and the local time check-ins come at: their regular
         ideas' (which they chose), else `MORNING`."""
-        subscription = await self._subscriptions.get(user_id)
-        if subscription is not None:
-            return subscription.zone, subscription.cadence.at
-        return zone_of_number(user_id) or UK_TIME, MORNING
+        return _timing(user_id, await self._subscriptions.get(user_id))
 
     async def due(self, now: datetime, limit: int) -> list[Checkin]:
         query = (
@@ -226,6 +222,12 @@ class Checkins:
         async with self._store.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [_checkin(row._mapping) for row in rows]
+
+
+def _timing(user_id: str, subscription: Subscription | None) -> tuple[str, time]:
+    if subscription is not None:
+        return subscription.zone, subscription.cadence.at
+    return zone_of_number(user_id) or UK_TIME, MORNING
 
 
 def _of(inbound_id: int) -> ColumnElement[bool]:

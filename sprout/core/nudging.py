@@ -7,7 +7,7 @@ process or in any worker, it is answered once, and never twice in one local day.
 
 A nudge is not sent when it would break a promise: more than two hours late (the service was
 down), in the family's quiet hours when they did not choose that time, or on WhatsApp more
-than 24 hours after the parent last wrote: then the approved template (`NudgeTemplate`) goes
+than 24 hours after the parent last wrote: then the approved template (`unprompted.Template`) goes
 instead, if there is one, and its button's tap is answered with the idea. Each nudge is
 recorded with what became of it and counted; a template Twilio refuses later (63016…) is
 marked from its status callback, never sent again in free form.
@@ -26,8 +26,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from sprout.core.cadence import in_quiet_hours, next_due
 from sprout.core.checking_in import CheckingIn
 from sprout.core.checkins import CHECKIN_DUE
@@ -36,13 +34,13 @@ from sprout.core.messages import Incoming
 from sprout.core.metrics import NUDGES
 from sprout.core.store import Store
 from sprout.core.subscriptions import Subscription, Subscriptions
-from sprout.core.tables import InboundRow
 from sprout.core.unprompted import (
     NUDGE_PREFIX,
     Due,
     Template,
     day_message_id,
     outcome,
+    recorded,
     send_template,
     went_today,
 )
@@ -63,9 +61,6 @@ def is_nudge(incoming: Incoming) -> bool:
     if incoming.payload.startswith(CHECKIN_DUE):
         return False
     return incoming.message_id.startswith(NUDGE_PREFIX) or incoming.payload == NUDGE_PAYLOAD
-
-
-NudgeTemplate = Template  # the approved WhatsApp template for nudges outside the window
 
 
 def _utc_now() -> datetime:
@@ -157,7 +152,7 @@ class Nudger:
             received_at=now,
         )
         await self._accept(nudge)  # a second time (after a crash) records nothing
-        found = await self._day_message(nudge)
+        found = await recorded(self._store, nudge)
         if found is None:
             return None, "sent"
         inbound_id, payload = found
@@ -169,11 +164,3 @@ class Nudger:
         first = children[0] if isinstance(children, list) and children else {}
         name = first.get("name") if isinstance(first, dict) else None
         return name if isinstance(name, str) and name.strip() else CHILD_FALLBACK
-
-    async def _day_message(self, nudge: Incoming) -> tuple[int, str] | None:
-        query = select(InboundRow.id, InboundRow.payload).where(
-            InboundRow.channel == nudge.channel, InboundRow.message_id == nudge.message_id
-        )
-        async with self._store.engine.connect() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else (row[0], row[1])

@@ -37,6 +37,17 @@ def day_message_id(day: date, user_id: str) -> str:
     return f"{NUDGE_PREFIX}{day.isoformat()}:{user_id}"
 
 
+async def recorded(store: Store, message: Incoming) -> tuple[int, str] | None:
+    """The recorded message with `message`'s id (the day's unprompted message, whoever
+    recorded it first): its row id and payload."""
+    query = select(InboundRow.id, InboundRow.payload).where(
+        InboundRow.channel == message.channel, InboundRow.message_id == message.message_id
+    )
+    async with store.engine.connect() as connection:
+        row = (await connection.execute(query)).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def last_heard(store: Store, user_id: str) -> datetime | None:
     """When the parent last wrote (an unprompted message is not the parent writing)."""
     query = select(func.max(InboundRow.received_at)).where(

@@ -4,21 +4,22 @@ browser whose screenshot is kept (and is the README's picture of the tab)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.fakes.openai_server import FakeOpenAI
-from tests.integration.conftest import free_port, isolated_env
-from tests.integration.test_web import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PAGE
+from tests.integration.test_web import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PAGE,
+    running_web_page,
+)
 from tests.report_seed import Person, seed_data_dir
 
 pytestmark = pytest.mark.integration
@@ -115,36 +116,13 @@ def test_without_an_experiments_file_the_tab_says_how_to_start_one(
 def web_server(
     model: FakeOpenAI, seeded: tuple[list[Person], Path], tmp_path: Path
 ) -> Iterator[str]:
-    port = free_port()
-    env = isolated_env()
-    env.update(OPENAI_BASE_URL=model.base_url, OPENAI_API_KEY="test-key")
-    env.update(SPROUT_DATA_DIR=str(tmp_path), SPROUT_EXPERIMENTS=str(seeded[1]))
-    with (tmp_path / "web.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sprout", "web", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / "web.log").read_text()
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with running_web_page(
+        tmp_path,
+        OPENAI_BASE_URL=model.base_url,
+        OPENAI_API_KEY="test-key",
+        SPROUT_EXPERIMENTS=str(seeded[1]),
+    ) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium (make test installs it)")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -222,17 +223,18 @@ def test_the_sidebar_saves_the_profile(page: AppTest) -> None:
     assert any("Profile saved" in s.value for s in page.success)
 
 
-@pytest.fixture
-def web_server(model: FakeOpenAI, tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def running_web_page(data_dir: Path, **settings: str) -> Iterator[str]:
+    """`sprout web` as a subprocess on a free port, with `settings` in its environment; its
+    URL once healthy."""
     port = free_port()
     env = isolated_env()
-    env.update(OPENAI_BASE_URL=model.base_url, OPENAI_API_KEY="test-key")
-    env.update(SPROUT_DATA_DIR=str(tmp_path))
-    with (tmp_path / "web.log").open("ab") as log:
+    env.update(SPROUT_DATA_DIR=str(data_dir), **settings)
+    with (data_dir / "web.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "sprout", "web", "--port", str(port)],
             env=env,
-            cwd=tmp_path,
+            cwd=data_dir,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -240,7 +242,7 @@ def web_server(model: FakeOpenAI, tmp_path: Path) -> Iterator[str]:
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / "web.log").read_text()
+            assert process.poll() is None, (data_dir / "web.log").read_text()
             try:
                 if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
                     break
@@ -254,6 +256,14 @@ def web_server(model: FakeOpenAI, tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+@pytest.fixture
+def web_server(model: FakeOpenAI, tmp_path: Path) -> Iterator[str]:
+    with running_web_page(
+        tmp_path, OPENAI_BASE_URL=model.base_url, OPENAI_API_KEY="test-key"
+    ) as url:
+        yield url
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium (make test installs it)")

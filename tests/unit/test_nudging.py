@@ -9,13 +9,13 @@ from datetime import UTC, datetime, time, timedelta
 from sprout.core.bot import Bot
 from sprout.core.cadence import EVERY_DAY, Cadence
 from sprout.core.messages import Incoming
-from sprout.core.nudging import Nudger, NudgeTemplate
+from sprout.core.nudging import Nudger
 from sprout.core.ports import SendError
 from sprout.core.prompts import Prompts
 from sprout.core.specs import WHATSAPP
 from sprout.core.store import Store
 from sprout.core.subscriptions import Subscription, Subscriptions
-from sprout.core.unprompted import NUDGE_PREFIX
+from sprout.core.unprompted import NUDGE_PREFIX, Template
 from tests.unit.doubles import FakeLLM
 
 PARENT = "whatsapp:+447911123456"
@@ -144,7 +144,7 @@ async def test_outside_the_window_the_template_goes_once_with_the_childs_name(
     subscriptions = await subscribed(store, wrote=WEDNESDAY_9 - timedelta(hours=30))
     await store.save_profile(PARENT, {"children": [{"age_months": 40, "name": "Ana"}]})
     templates, queue = Templates(), Queue(store)
-    template = NudgeTemplate("HX1", templates)
+    template = Template("HX1", templates)
     nudgers = [Nudger(store, queue.accept, lambda: WEDNESDAY_9, template) for _ in range(3)]
     await asyncio.gather(*(n.tick() for n in nudgers))
     assert templates.sent == [(PARENT, "HX1", {"1": "Ana"})] and queue.accepted == []
@@ -155,7 +155,7 @@ async def test_outside_the_window_the_template_goes_once_with_the_childs_name(
 
 async def test_a_template_refused_at_once_is_recorded_not_retried(store: Store) -> None:
     subscriptions = await subscribed(store, wrote=WEDNESDAY_9 - timedelta(hours=30))
-    template = NudgeTemplate("HX1", Templates(works=False))
+    template = Template("HX1", Templates(works=False))
     await Nudger(store, Queue(store).accept, lambda: WEDNESDAY_9, template).tick()
     assert await subscriptions.outcomes(PARENT) == ["template_failed"]
 
