@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -387,9 +388,15 @@ def test_a_crisis_as_the_very_first_message_gets_the_right_number(
     assert "cope" not in log and "breathing" not in log, "the category is logged, not the words"
 
 
-def answer_messages(fake_twilio: FakeTwilio) -> list[SentMessage]:
-    """The messages sent, without the buttons that follow a last message too long to carry
-    them (a short message of their own, under their hint)."""
+@functools.cache
+def button_hints() -> frozenset[str]:
     prompts = load_prompts(DEFAULT_PROMPTS_DIR)
-    hints = {to_whatsapp(prompts.text(key)).text for key in ("buttons_hint", "buttons_hint_more")}
-    return [m for m in fake_twilio.messages if not (m.buttons and m.body in hints)]
+    keys = ("buttons_hint", "buttons_hint_more")
+    return frozenset(to_whatsapp(prompts.text(key)).text for key in keys)
+
+
+def answer_messages(fake_twilio: FakeTwilio) -> list[SentMessage]:
+    """The messages sent, without the buttons that follow a last message that did not carry
+    them (too long for a quick reply, or sent before the answer was known to end): a short
+    message of their own, under their hint."""
+    return [m for m in fake_twilio.messages if not (m.buttons and m.body in button_hints())]
