@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from twilio.request_validator import RequestValidator
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
 from tests.fakes.twilio_server import FakeTwilio
+from tests.forkserver import ForkedProcess, fork_server
 
 PUBLIC_URL = "https://sprout.example.org"
 BOT_NUMBER = "whatsapp:+14155238886"
@@ -57,7 +57,7 @@ class SproutServer:
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    process: ForkedProcess | None = None
     sid_counter: int = 0
     role: str = "serve"
 
@@ -88,19 +88,15 @@ class SproutServer:
         return env
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "sprout", self.role]
+        args = [self.role]
         if self.role == "worker":
-            command += ["--status-port", str(self.port)]
+            args += ["--status-port", str(self.port)]
         else:
-            command += ["--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log_path.open("ab") as log:  # the child keeps its own copy
-            self.process = subprocess.Popen(
-                command,
-                env=self.env(),
-                cwd=self.data_dir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        # `sprout <args>`, forked from a process that has imported Sprout already.
+        self.process = fork_server(isolated_env()).spawn(
+            args, self.env(), str(self.data_dir), str(self.log_path)
+        )
         deadline = time.monotonic() + 60  # a loaded machine can take this long to start it
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

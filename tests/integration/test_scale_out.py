@@ -200,7 +200,7 @@ def test_a_worker_stalled_past_its_lease_stops_and_its_successor_sends_nothing_t
         assert time.monotonic() < deadline, "the stalled worker did not notice"
         time.sleep(0.05)
     time.sleep(1.0)  # anything it still sent would arrive now
-    assert_whole_and_nothing_twice([m.body for m in fake_twilio.messages])
+    assert_whole_and_nothing_twice([m.body for m in answer_messages(fake_twilio)])
 
 
 def test_a_redis_restart_loses_no_accepted_message(
