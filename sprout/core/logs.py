@@ -19,7 +19,8 @@ from pathlib import Path
 import structlog
 from structlog.typing import Processor
 
-_key = b"sprout"
+_DEFAULT_KEY = b"sprout"
+_key = _DEFAULT_KEY
 
 # Shorter values are no secret worth the cost, and would blank ordinary words in every line
 # (a local model server's API key is often just "ollama").
@@ -34,6 +35,13 @@ _SHARED: list[Processor] = [
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
+
+
+def use_pseudonym_key(key: bytes | None) -> None:
+    """Key every pseudonym this process makes with `key` (None: the default one). Each process
+    that records pseudonyms sets the same key, or their records would not match."""
+    global _key
+    _key = key or _DEFAULT_KEY
 
 
 def user_ref(user_id: str) -> str:
@@ -80,9 +88,8 @@ def configure_logging(
 
     Replaces the root logger's handlers, so call it once, before anything logs.
     """
-    global _key
     if key:
-        _key = key
+        use_pseudonym_key(key)
     level_number = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

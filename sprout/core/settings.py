@@ -173,6 +173,12 @@ class Settings(BaseSettings):
         return self.twilio_account_sid, self.twilio_auth_token.get_secret_value()
 
     @property
+    def pseudonym_key(self) -> bytes | None:
+        """What users' pseudonyms are keyed with: a secret every process of one deployment has."""
+        secret = self.twilio_auth_token or self.telegram_bot_token
+        return secret.get_secret_value().encode() if secret else None
+
+    @property
     def status_callback_url(self) -> str | None:
         """Where Twilio reports what became of each message sent (needs the public URL)."""
         return f"{self.public_url.rstrip('/')}/whatsapp/status" if self.public_url else None

@@ -61,10 +61,9 @@ def _secrets(settings: Settings) -> list[str]:
 
 
 def _setup_logging(settings: Settings, path: Path | None = None) -> None:
-    secret = settings.twilio_auth_token or settings.telegram_bot_token
     configure_logging(
         settings.log_level,
-        secret.get_secret_value().encode() if secret else None,
+        settings.pseudonym_key,
         secrets=_secrets(settings),
         path=path,
     )

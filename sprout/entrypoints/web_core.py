@@ -25,6 +25,7 @@ from sprout.bootstrap import open_core
 from sprout.channels.web.compare import Arrival, Rating, WebTurn
 from sprout.channels.web.sender import QueueSender
 from sprout.core.delivery import Channel
+from sprout.core.logs import use_pseudonym_key
 from sprout.core.messages import Incoming
 from sprout.core.profile import Profile
 from sprout.core.settings import Settings
@@ -40,6 +41,8 @@ class WebCore:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The page records pseudonyms (safety events, experiment arms) as the servers do.
+        use_pseudonym_key(settings.pseudonym_key)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="sprout-web", daemon=True

@@ -4,6 +4,8 @@ browser whose screenshot is kept (and is the README's picture of the tab)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from sprout.core.logs import use_pseudonym_key
 from tests.fakes.openai_server import FakeOpenAI
+from tests.integration.conftest import isolated_env
 from tests.integration.test_web import (
     ARTIFACTS,
     CHROMIUM,
@@ -145,3 +149,58 @@ def test_a_real_browser_shows_the_experiments_tab(web_server: str) -> None:
             panel.screenshot(path=str(ARTIFACTS / "experiments-tab.png"))
         finally:
             browser.close()
+
+
+WEB_EXPERIMENT = """
+[experiments.web_only]
+start = 2026-01-01
+end = 2099-12-31
+channels = ["web"]
+
+[experiments.web_only.arms.standard]
+weight = 1
+control = true
+
+[experiments.web_only.arms.short]
+weight = 1
+settings = { answer_length = "short" }
+"""
+
+
+@pytest.fixture
+def default_pseudonyms() -> Iterator[None]:
+    """The page sets this process's pseudonym key: other tests here expect the default."""
+    use_pseudonym_key(None)
+    yield
+    use_pseudonym_key(None)
+
+
+@pytest.mark.usefixtures("default_pseudonyms")
+def test_a_crisis_written_on_the_page_counts_in_the_report_a_server_makes(
+    model: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's process and the `sprout report` process name the parent the same way."""
+    experiments = tmp_path / "experiments.toml"
+    experiments.write_text(WEB_EXPERIMENT)
+    monkeypatch.setenv("SPROUT_EXPERIMENTS", str(experiments))
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "a-deployment's-own-token")
+    app = _page(model, tmp_path, monkeypatch)
+    try:
+        app.chat_input[0].set_value("I think I have postnatal depression and I can't cope").run()
+        assert not app.exception, app.exception
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+    env = isolated_env() | {
+        "SPROUT_DATA_DIR": str(tmp_path),
+        "SPROUT_EXPERIMENTS": str(experiments),
+        "TWILIO_AUTH_TOKEN": "a-deployment's-own-token",
+    }
+    command = [sys.executable, "-m", "sprout", "report", "--format", "json"]
+    made = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    safety = [f for f in json.loads(made.stdout) if f["outcome"] == "safety_event"]
+    assert sorted((f["users"], f["value"]) for f in safety if f["channel"] == "all") == [
+        (0, None),
+        (1, 1.0),
+    ]
