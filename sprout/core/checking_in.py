@@ -57,17 +57,26 @@ class CheckingIn:
         handled = 0
         while due := await self._checkins.due(now, BATCH):
             for checkin in due:
-                if await self._checkins.claim(checkin):
-                    await self._handle(checkin, now)
+                await self._handle(checkin, now)
             handled += len(due)
         return handled
 
     async def _handle(self, checkin: Checkin, now: datetime) -> None:
-        result = await self._outcome(checkin, now)
-        inbound_id = provider_id = None
-        if result == "sent":
-            inbound_id, result = await self._send(checkin, now)
-        elif result == "template":
+        """Queue the question, then claim the check-in: a process that dies in between leaves
+        it due, and the next finds its question queued already (recording it twice records it
+        once). A template cannot be sent twice safely: it goes after the claim."""
+        question = await self._question(checkin, now)
+        queued = await recorded(self._store, question)
+        if queued is not None and queued[1] == question.payload:
+            inbound_id, result = queued[0], "sent"
+        else:
+            inbound_id, result = None, await self._outcome(checkin, now)
+        if result == "sent" and inbound_id is None:
+            inbound_id, result = await self._send(question)
+        if not await self._checkins.claim(checkin):
+            return  # another process had it
+        provider_id = None
+        if result == "template":
             assert self._template is not None
             variables = {"1": checkin.about}
             provider_id, result = await send_template(
@@ -95,10 +104,11 @@ class CheckingIn:
             return "outside_window"
         return result
 
-    async def _send(self, checkin: Checkin, now: datetime) -> tuple[int | None, str]:
+    async def _question(self, checkin: Checkin, now: datetime) -> Incoming:
+        """The check-in as the day's unprompted message, naming the check-in."""
         zone, _ = await self._checkins.timing(checkin.user_id)
         day = now.astimezone(ZoneInfo(zone)).date()
-        question = Incoming(
+        return Incoming(
             channel=checkin.channel,
             user_id=checkin.user_id,
             text=CHECKIN_TEXT,
@@ -106,6 +116,8 @@ class CheckingIn:
             received_at=now,
             payload=f"{CHECKIN_DUE}{checkin.id}",
         )
+
+    async def _send(self, question: Incoming) -> tuple[int | None, str]:
         if await self._accept(question):
             found = await recorded(self._store, question)
             return (found[0] if found else None), "sent"

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from sprout.core.bot import Bot
@@ -312,3 +313,29 @@ async def test_workers_finding_the_same_check_in_send_it_once(
     workers = [family.checking_in() for _ in range(4)]
     await asyncio.gather(*(worker.tick(TUESDAY_9) for worker in workers))
     assert len(family.queue.accepted) == 1 and await family.outcomes() == ["sent"]
+
+
+class CrashError(Exception):
+    """The process dies here."""
+
+
+async def test_a_worker_dying_before_or_after_queueing_a_check_in_loses_nothing(
+    prompts: Prompts, store: Store
+) -> None:
+    family = Family(prompts, store)
+    await family.says("Activities dinosaurs", MONDAY_10)
+
+    async def dies_first(incoming: Incoming) -> bool:
+        raise CrashError
+
+    async def dies_once_queued(incoming: Incoming) -> bool:
+        await family.queue.accept(incoming)
+        raise CrashError
+
+    for dying in (dies_first, dies_once_queued):
+        with pytest.raises(CrashError):
+            await CheckingIn(store, dying).tick(TUESDAY_9)
+    await family.checking_in().tick(TUESDAY_9 + timedelta(minutes=5))
+    assert len(family.queue.accepted) == 1, "queued once, by the worker that died"
+    assert await family.outcomes() == ["sent"]
+    assert await Checkins(store).awaiting(PARENT) is not None, "the reply will be filed on it"
