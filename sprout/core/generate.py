@@ -165,24 +165,25 @@ class Generate:
                 yield item
 
     async def _first_request(self, turn: Turn, asked: Asked) -> _Request:
-        """The request for what the message asked: one activity idea, unlike those the user
-        already had on the topic, when that is the style here."""
+        """The request for what the message asked: for activities, one idea unlike those the
+        user already had on the topic when that is the style here, else the list; either is
+        steered by what the family said of their last activity."""
+        if asked.intent is not Intent.ACTIVITIES:
+            return self._request(turn, asked.intent, asked.argument, turn.profile, turn.lead)
         behaviour = turn.ask.behaviour
         one_idea = behaviour.one_idea if behaviour is not None else self._limits.one_idea
         style_one = one_idea and turn.spec.messaging
         one = (style_one or asked.another) and not asked.whole_list
-        if asked.intent is not Intent.ACTIVITIES or not one:
-            request = self._request(turn, asked.intent, asked.argument, turn.profile, turn.lead)
-            if asked.intent is Intent.ACTIVITIES:  # the whole list is steered the same way
-                await self._steer(turn, request.messages)
-            return request
-        # A regular idea avoids every idea the family had, whatever its topic.
+        # A regular idea avoids every idea the family had, whatever its topic. The list's
+        # prompt may ask for them too (an experiment's arm may give it the one idea's prompt).
         had = await self._store.ideas(
             turn.user, None if is_nudge(turn.incoming) else asked.argument
         )
         avoid = "\n".join(f"- {title}" for title in had) or "- (none yet)"
-        profile, prompts = turn.profile, turn.prompts(self._prompts)
-        messages = prompts.activity_one.messages(
+        prompts = turn.prompts(self._prompts)
+        template = prompts.activity_one if one else prompts.activities
+        profile = turn.profile
+        messages = template.messages(
             age=profile.activity_age(DEFAULT_ACTIVITY_AGE),
             places=prompts.text(f"places_{profile.places or 'both'}"),
             areas=prompts.areas_description(tuple(profile.areas)),
@@ -190,9 +191,12 @@ class Generate:
             language=profile.language_name() or "the same language as the user's message",
             avoid=avoid,
         )
-        max_tokens = prompts.activity_one.max_tokens
         await self._steer(turn, messages)
-        return _Request(messages, (), profile, max_tokens, turn.lead, idea_topic=asked.argument)
+        # Filed as a list too, so "another idea" continues the topic with one not listed.
+        return _Request(
+            messages, (), profile, template.max_tokens, turn.lead,
+            idea_topic=asked.argument, idea_list=not one,
+        )  # fmt: skip
 
     async def _steer(self, turn: Turn, messages: list[ChatMessage]) -> None:
         """Tell the model what the family said of their last activity, when they said it."""
@@ -212,15 +216,6 @@ class Generate:
             messages = prompts.explain.messages(age=age, question=argument, language=language)
             return _Request(messages, (), profile, prompts.explain.max_tokens, lead)
         age = profile.activity_age(DEFAULT_ACTIVITY_AGE)
-        if intent is Intent.ACTIVITIES:
-            messages = prompts.activities.messages(
-                age=age, places=places, areas=areas, topic=argument, language=language
-            )
-            max_tokens = prompts.activities.max_tokens
-            # Filed too, so "another idea" continues the topic with one not listed here.
-            return _Request(
-                messages, (), profile, max_tokens, lead, idea_topic=argument, idea_list=True
-            )
         system, user = prompts.chat.messages(
             age=age, places=places, areas=areas, language=language, message=argument
         )

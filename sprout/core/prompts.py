@@ -66,7 +66,7 @@ _REGION_NAME = re.compile(r"[a-z0-9_-]+")
 # may use (the names are the Prompts fields and the default files' stems).
 TEMPLATE_FIELDS: Mapping[str, frozenset[str]] = {
     "explain": frozenset({"age", "question", "language"}),
-    "activities": frozenset({"age", "places", "areas", "topic", "language"}),
+    "activities": frozenset({"age", "places", "areas", "topic", "language", "avoid"}),
     "activity_one": frozenset({"age", "places", "areas", "topic", "language", "avoid"}),
     "chat": frozenset({"age", "places", "areas", "language", "message"}),
 }

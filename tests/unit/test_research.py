@@ -78,6 +78,30 @@ async def test_each_arm_gets_its_own_prompts_and_settings(chat: Chat, tmp_path: 
         assert subscription.cadence.weekdays == ({5} if changed else set(range(7)))
 
 
+ONE_FOR_THE_LIST = """
+[experiments.style.arms.one]
+weight = 1
+prompts = { activities = "activity_one.toml" }
+settings = { activity_style = "list" }
+"""
+
+
+async def test_an_arm_may_answer_the_list_with_the_one_idea_prompt(
+    chat: Chat, tmp_path: Path
+) -> None:
+    """The swap researchers write first: the list's prompt replaced by the one idea's, which
+    is told the ideas the family already had on the topic."""
+    prompts_dir = prompts_with_plain_explain(tmp_path)
+    chat.assigner = experiment_assigner(chat, tmp_path, ONE_FOR_THE_LIST, prompts_dir)
+    user = users_by_arm(tmp_path)["one"]
+    chat.model.reply = "**Dino stomp**: stomp and count."
+    await chat.say("Activities dinosaurs", user=user)
+    await chat.say("Activities dinosaurs", user=user)
+    system = chat.model.requests[-1][0]["content"]
+    assert ONE_IDEA_MARK in system
+    assert "- Dino stomp" in system, "the idea they had is one to avoid"
+
+
 async def test_no_research_is_said_shown_in_settings_and_undone(chat: Chat) -> None:
     [out] = await chat.say("No research")
     assert "left out of all research" in out
