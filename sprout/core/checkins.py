@@ -212,6 +212,17 @@ class Checkins:
             row = (await connection.execute(query)).first()
         return None if row is None else (str(row[0]), str(row[1]))
 
+    async def stop(self, user_id: str, channel: str, now: datetime) -> None:
+        """*stop ideas* from a family without regular ideas: no check-in goes any more, and
+        none is planned until they ask for ideas by themselves (an opt-out, for researchers)."""
+        await self.cancel(user_id)
+        opted_out = {
+            "user_id": user_id, "kind": "checkin", "channel": channel, "due_at": now,
+            "outcome": "opted_out", "recorded_at": now,
+        }  # fmt: skip
+        async with self._store.writing() as connection:
+            await connection.execute(insert(NudgeRow).values(**opted_out))
+
     async def cancel(self, user_id: str) -> None:
         """`stop`: no check-in goes any more."""
         waiting = CheckinRow.user_id == user_id, CheckinRow.due_at.is_not(None)

@@ -45,6 +45,9 @@ class Programme:
             zone = asked.zone or (current.zone if current else None) or _zone_for(user)
             asking = Subscription(user, channel, asked.cadence, zone, None)
             return await self._start(asking, now, language)
+        if current is None and asked is Change.STOP:  # the check-ins are all that comes
+            await Checkins(self.subscriptions.store).stop(user, channel, now)
+            return "checkins_stopped", {}, language
         if current is None:
             return "nudges_none", {}, language
         changed = await self._change(current, asked, now)

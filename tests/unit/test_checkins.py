@@ -339,3 +339,17 @@ async def test_a_worker_dying_before_or_after_queueing_a_check_in_loses_nothing(
     assert len(family.queue.accepted) == 1, "queued once, by the worker that died"
     assert await family.outcomes() == ["sent"]
     assert await Checkins(store).awaiting(PARENT) is not None, "the reply will be filed on it"
+
+
+async def test_stop_ideas_from_a_family_without_regular_ideas_ends_the_check_ins(
+    prompts: Prompts, store: Store
+) -> None:
+    family = Family(prompts, store)
+    await family.says("Activities dinosaurs", MONDAY_10)
+    said = await family.says("stop ideas", MONDAY_10 + timedelta(minutes=5))
+    assert "no check-ins" in said
+    family.model.reply = LEAF
+    await family.says("Activities leaves", MONDAY_10 + timedelta(hours=1))
+    assert await family.checking_in().tick(TUESDAY_9 + timedelta(hours=1)) == 0
+    assert family.queue.accepted == []
+    assert await family.outcomes() == ["opted_out"], "an opt-out researchers can count"
