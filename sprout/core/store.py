@@ -66,6 +66,9 @@ def aware(moment: datetime) -> datetime:
 
 
 TOPIC_CHARS = TITLE_CHARS = 200
+# In place of the pseudonym on a safety event whose user said *forget me* before its alert
+# reached the operators (never a pseudonym: those are 16 hex digits).
+FORGOTTEN = "forgotten"
 
 
 def topic_key(topic: str) -> str:
@@ -472,11 +475,7 @@ class Store:
             await connection.execute(delete(AnswerRow).where(AnswerRow.id.in_(answers)))
             await connection.execute(delete(InboundRow).where(InboundRow.id.in_(inbound)))
             await connection.execute(delete(UserRow).where(UserRow.user_id == user_id))
-            events = select(SafetyEventRow.id).where(SafetyEventRow.user_ref == user_ref(user_id))
-            await connection.execute(
-                delete(SafetyAlertRow).where(SafetyAlertRow.event_id.in_(events))
-            )
-            await connection.execute(delete(SafetyEventRow).where(SafetyEventRow.id.in_(events)))
+            await _forget_safety_events(connection, user_ref(user_id))
             await connection.execute(delete(IdeaRow).where(IdeaRow.user_id == user_id))
             await connection.execute(delete(FeedbackRow).where(FeedbackRow.user_id == user_id))
             for table in (SubscriptionRow, NudgeRow, CheckinRow, AssignmentRow):
@@ -643,6 +642,8 @@ class Store:
 
     async def alert_sent(self, alert: Alert) -> None:
         await self._update_alert(alert, delivered_at=utc_now(), error=None)
+        async with self._write() as connection:  # owed by a forgotten user: now it is paid
+            await _forget_safety_events(connection, FORGOTTEN)
 
     async def alert_failed(self, alert: Alert, retry_in_s: float, error: str) -> None:
         """Try again after `retry_in_s` seconds."""
@@ -790,3 +791,26 @@ _HISTORY = (
     .order_by(InboundRow.id.desc())
     .limit(bindparam("max_turns"))
 )
+
+
+async def _forget_safety_events(connection: AsyncConnection, pseudonym: str) -> None:
+    """Erase a user's safety events, except those whose alert the operators have not had
+    yet: a safeguarding concern still reaches them after *forget me*. Those lose every link to
+    the user here and go once delivered."""
+    events = select(SafetyEventRow.id).where(SafetyEventRow.user_ref == pseudonym)
+    owed = select(SafetyAlertRow.event_id).where(
+        SafetyAlertRow.event_id.in_(events), SafetyAlertRow.delivered_at.is_(None)
+    )
+    owed_ids = list((await connection.scalars(owed)).all())
+    await connection.execute(
+        update(SafetyEventRow)
+        .where(SafetyEventRow.id.in_(owed_ids))
+        .values(user_ref=FORGOTTEN, inbound_id=None)
+    )
+    done = SafetyAlertRow.event_id.in_(events), SafetyAlertRow.event_id.not_in(owed_ids)
+    await connection.execute(delete(SafetyAlertRow).where(*done))
+    await connection.execute(
+        delete(SafetyEventRow).where(
+            SafetyEventRow.id.in_(events), SafetyEventRow.id.not_in(owed_ids)
+        )
+    )

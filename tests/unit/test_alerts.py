@@ -6,11 +6,13 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import func, select
 
 from sprout.core.alerts import AlertOutbox, WebhookPoster, signature
 from sprout.core.events import Origin, SafetyEvent, Stage
 from sprout.core.logs import user_ref
-from sprout.core.store import Store
+from sprout.core.store import FORGOTTEN, Store
+from sprout.core.tables import SafetyAlertRow, SafetyEventRow
 from tests.fakes.operator_webhook import FakeOperatorWebhook
 
 USER = "whatsapp:+447700900001"
@@ -99,3 +101,41 @@ def test_the_wait_doubles_up_to_an_hour(store: Store) -> None:
     sender = AlertOutbox(store, WebhookPoster("http://127.0.0.1:9/", "s"), retry_s=30)
     waits = [sender._retry_after(n) for n in (1, 2, 3, 10, 20)]
     assert waits == [30, 60, 120, 3600, 3600]
+
+
+async def _safety_rows(store: Store) -> list[tuple[str, int]]:
+    query = select(SafetyEventRow.user_ref, func.count(SafetyAlertRow.id)).outerjoin(
+        SafetyAlertRow, SafetyAlertRow.event_id == SafetyEventRow.id
+    )
+    async with store.engine.connect() as connection:
+        rows = (await connection.execute(query.group_by(SafetyEventRow.user_ref))).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+async def test_forget_me_before_the_alert_went_still_tells_the_operators_then_erases_it(
+    store: Store, receiver: FakeOperatorWebhook
+) -> None:
+    minor = SafetyEvent(Stage.ANSWER, "rule", "dose", "dose_measure")
+    await store.add_safety_events(Origin(USER, "whatsapp", None), [CRISIS, minor], alerts=True)
+    receiver.fail_next(503, times=2)  # the operators' side is down for now
+    sender = outbox(store, receiver)
+    assert await sender.sweep() == 0
+    await store.erase_user(USER)
+    assert await _safety_rows(store) == [(FORGOTTEN, 1)], "only what is owed, unlinked"
+    await asyncio.sleep(0.3)
+    assert await sender.sweep() == 1
+    await sender.close()
+    delivered = receiver.delivered()
+    assert [json.loads(r.body)["category"] for r in delivered] == ["crisis"]
+    assert await _safety_rows(store) == [], "delivered: nothing about the user is left"
+
+
+async def test_forget_me_after_the_alert_went_erases_it_at_once(
+    store: Store, receiver: FakeOperatorWebhook
+) -> None:
+    await store.add_safety_events(Origin(USER, "whatsapp", None), [CRISIS], alerts=True)
+    sender = outbox(store, receiver)
+    assert await sender.sweep() == 1
+    await sender.close()
+    await store.erase_user(USER)
+    assert await _safety_rows(store) == []
