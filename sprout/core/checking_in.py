@@ -118,10 +118,13 @@ class CheckingIn:
         )
 
     async def _send(self, question: Incoming) -> tuple[int | None, str]:
-        if await self._accept(question):
-            found = await recorded(self._store, question)
-            return (found[0] if found else None), "sent"
-        return None, "one_a_day"  # the day's unprompted message went already
+        """Queue the question: its message's id and "sent", whoever queued it first (another
+        worker, at the same moment), or "one_a_day" when the day's message is another."""
+        await self._accept(question)
+        found = await recorded(self._store, question)
+        if found is not None and found[1] == question.payload:
+            return found[0], "sent"
+        return None, "one_a_day"
 
     async def _record(
         self, checkin: Checkin, result: str, ids: tuple[int | None, str | None], now: datetime
