@@ -24,9 +24,10 @@ from tests.services import free_port
 ROOT = Path(__file__).resolve().parents[1]
 LLAMA_VENV = ROOT / ".venv" / "llama"
 MODEL_ALIAS = "gemma-3-270m"
-# This base model never ends an answer by itself: it writes until the context is full, and
-# Sprout sends no max_tokens yet, so the context size is what bounds every answer (512 tokens,
-# about 2 KB of text, 10-20 s on one core). Sprout's history budget must leave room in it.
+# This base model never ends an answer by itself: it writes until the context is full or the
+# prompt's max_tokens (400-1,500) is reached, so the small context is what bounds most answers
+# (512 tokens, about 2 KB of text, 10-20 s on one core). Sprout's history budget must leave
+# room in it.
 CONTEXT_TOKENS = 512
 # One thread: with two on a two-core machine, any other busy process stalls llama.cpp's
 # thread barriers (measured here under load: 3.6 tokens/s with two threads, 12 with one).
