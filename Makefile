@@ -32,9 +32,9 @@ lint: $(VENV)/.dev
 # The real model server one integration test meets (llama.cpp's, through llama-cpp-python,
 # serving a tiny model from a package) lives in a venv of its own: to Sprout it is an outside
 # server, its dependencies are not Sprout's, and only the tests need it.
-# llama-cpp-python has no wheel for Linux, so it is compiled once (about 11 minutes of CPU)
-# into a folder outside the clone, named after the sdist's pinned hash and the flags: fresh
-# clones on the machine reuse it, and a new version or new flags compile it again. (uv's own
+# llama-cpp-python has no wheel for Linux, so it is compiled once (about 15 minutes of CPU,
+# 8 on two cores) into a folder outside the clone, named after the sdist's pinned hash and the
+# flags: fresh clones on the machine reuse it, and a new version or new flags compile it again. (uv's own
 # cache of built wheels does not help here: a registry answer without cache headers makes
 # uv download the sdist again, and every download is a new sdist to build.) The sdist is
 # checked against its hash in the lock; the rest of the lock installs with hashes as usual.
@@ -52,7 +52,7 @@ $(LLAMA)/.built: requirements-llama.lock | $(BIN)/python
 	key="$$(printf '%s\n%s\n' "$$pin" '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)"; \
 	wheels="$(LLAMA_WHEELS)/$$key"; \
 	if ! ls "$$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then \
-		echo "Compiling llama-cpp-python once into $$wheels (about 11 minutes of CPU)"; \
+		echo "Compiling llama-cpp-python once into $$wheels (about 8 minutes on two cores)"; \
 		rm -rf "$$wheels.part" && mkdir -p "$$wheels.part"; \
 		printf '%s\n' "$$pin" > "$$wheels.part/requirements.txt"; \
 		CMAKE_ARGS="$(subst ;, ,$(LLAMA_CMAKE_ARGS))" python3 -m pip wheel --quiet --no-deps \
