@@ -25,8 +25,8 @@ The outcomes (per user, then per arm):
   still return). Share of users.
 - tapped a nudge (only when the experiment has nudges): among users sent at least one
   nudge, those who tapped a nudge's or a check-in's button. Share of users.
-- ended regular ideas (nudges only): among users with any nudge recorded, those with an
-  "opted_out" one. Share of users.
+- ended regular ideas (nudges only): among users with any nudge or check-in recorded, those
+  with an "opted_out" one (*stop ideas*, which ends check-ins too). Share of users.
 - had a safety event: any safety event (matched by pseudonym) in the window. Share of users.
 
 The statistics (see `sprout.report.stats`): shares by the score test with Newcomb's interval,
