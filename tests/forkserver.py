@@ -131,7 +131,9 @@ def _child(request: dict[str, Any], replies: IO[bytes]) -> None:
         try:
             main(request["spawn"])
             code = 0
-        except SystemExit as done:
+        except SystemExit as done:  # as the interpreter ends: a text is printed, and is 1
+            if done.code is not None and not isinstance(done.code, int):
+                print(done.code, file=sys.stderr)
             code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         except BaseException:
             sys.excepthook(*sys.exc_info())
@@ -161,6 +163,7 @@ def _serve() -> None:
             pid = os.fork()
             if pid == 0:
                 _child(request, replies)
+            codes.pop(pid, None)  # an earlier child's code, when the system reused its pid
             reply: dict[str, Any] = {"pid": pid}
         else:
             reply = {"code": codes.get(int(request["status"]))}
